@@ -44,3 +44,10 @@ def classify(path: str) -> str:
     if path.startswith(("json/", "static/")):
         return IMMUTABLE
     return PAGE
+
+# Page-level policy for <meta http-equiv>: object storage cannot attach headers per object, so every page
+# carries it. frame-ancestors is ignored in <meta>; servers send it as a header.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)

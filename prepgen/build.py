@@ -1,0 +1,155 @@
+"""The `prepgen build` stage: package → model → render → writer, with timings and a build report."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import BuildError, ConfigError
+from .model import Eleccion, build_elections
+from .reader import PACKAGE_NAME_RE, Package, read_package
+from .render import Renderer, SectionState, SiteOptions
+from .writer import META_DIR, Writer, load_manifest
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class BuildResult:
+    package: Package
+    elections: list[Eleccion]
+    outdir: Path
+    files: int
+    written: int
+    unchanged: int
+    pages: int
+    timings: dict[str, float] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+def newest_package(folder: Path) -> Path:
+    """The newest corte in a folder of packages, by the corte in the file name (YYYYMMDD_HHMM_PREP...)."""
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{folder}: no data folder; pass a PACKAGE path or set [sitio] datos in prepgen.toml"
+        )
+    found = [
+        p
+        for p in folder.iterdir()
+        if PACKAGE_NAME_RE.match(p.name.split(".")[0]) and (p.suffix.lower() == ".zip" or p.is_dir())
+    ]
+    if not found:
+        raise ConfigError(
+            f"{folder}: no PREP package (YYYYMMDD_HHMM_PREP_*.zip) found; pass a PACKAGE path"
+        )
+    return max(found, key=lambda p: (re.sub(r"\D", "", p.name)[:12], p.name))
+
+
+def report_of(package: Package, elections: list[Eleccion]) -> dict[str, Any]:
+    return {
+        "paquete": package.nombre,
+        "sha256": package.sha256,
+        "corte": package.corte.iso,
+        "corte_texto": package.corte.texto,
+        "elecciones": [
+            {
+                "id": e.codigo,
+                "nombre": e.nombre,
+                "archivo": e.data.archivo,
+                "actas": len(e.data.actas),
+                "discrepancias": e.discrepancias,
+                "advertencias": e.advertencias,
+                "participacion_formula": e.participacion_formula,
+            }
+            for e in elections
+        ],
+    }
+
+
+def load_and_model(package_path: Path, progress: Progress | None = None) -> tuple[Package, list[Eleccion], dict]:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    package = read_package(package_path)
+    timings["leer"] = time.perf_counter() - t
+    if progress:
+        progress("leer", timings["leer"])
+    t = time.perf_counter()
+    elections = build_elections(package)
+    timings["modelo"] = time.perf_counter() - t
+    if progress:
+        progress("modelo", timings["modelo"])
+    return package, elections, timings
+
+
+def build(
+    package_path: Path,
+    outdir: Path,
+    options: SiteOptions,
+    progress: Progress | None = None,
+    state_dir: Path | None = None,
+) -> BuildResult:
+    """Build one package into ``outdir``. Nothing is written unless the package reads and models cleanly."""
+    package, elections, timings = load_and_model(package_path, progress)
+    state_dir = state_dir or outdir / META_DIR
+    previous = load_manifest(outdir)
+    prev_corte = previous.get("corte_id")
+    if prev_corte and prev_corte > package.corte.id:
+        # Section stamps are "the corte in which the figures last changed": an older package on top of
+        # newer state would stamp sections with the future. Start that folder's memory afresh.
+        state = SectionState()
+    else:
+        state = SectionState.load(state_dir / "state.json")
+    t = time.perf_counter()
+    writer = Writer(outdir, previous)
+    renderer = Renderer(elections, package.corte, options, state=state, reuse=writer.keep)
+    pages = 0
+    for path, data in renderer.render():
+        writer.write(path, data)
+        if path.endswith(".html"):
+            pages += 1
+    timings["render"] = time.perf_counter() - t
+    if progress:
+        progress("render", timings["render"])
+    t = time.perf_counter()
+    report = report_of(package, elections)
+    meta = {
+        "corte": package.corte.iso,
+        "corte_id": package.corte.id,
+        "corte_texto": package.corte.texto,
+        "paquete": {"nombre": package.nombre, "sha256": package.sha256},
+        "base_path": options.base_path,
+    }
+    extra = {
+        "state.json": renderer.state.dump(),
+        "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2),
+    }
+    manifest = writer.finish(meta, extra)
+    if state_dir != outdir / META_DIR:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "state.json").write_bytes(renderer.state.dump())
+    timings["escribir"] = time.perf_counter() - t
+    if progress:
+        progress("escribir", timings["escribir"])
+    if not manifest["files"]:
+        raise BuildError(f"{package_path}: the build produced no files")
+    return BuildResult(
+        package=package,
+        elections=elections,
+        outdir=outdir,
+        files=len(manifest["files"]),
+        written=writer.written,
+        unchanged=writer.unchanged,
+        pages=pages + len(renderer.skipped),
+        timings=timings,
+        report=report,
+    )

@@ -1,0 +1,171 @@
+"""Command line: parse options, call one stage function, print its result. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from . import __version__
+from .config import Config, load_config, normalise_base_path
+
+
+class Ctx:
+    def __init__(self, config: Config, quiet: bool) -> None:
+        self.config = config
+        self.quiet = quiet
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def progress(self, stage: str, seconds: float) -> None:
+        self.say(f"  {stage:<10} {seconds:7.2f} s")
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path of prepgen.toml (default: ./prepgen.toml if it exists).",
+)
+@click.option("-q", "--quiet", is_flag=True, default=False, help="Only errors (for CI logs).")
+@click.version_option(__version__, prog_name="prepgen")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, quiet: bool) -> None:
+    """prepgen: official PREP packages → a static results site (HTML + JSON).
+
+    \b
+    Example:
+      prepgen build                       # newest package in data/ → build/
+      prepgen serve                       # preview build/ on http://127.0.0.1:8000/
+    """
+    ctx.obj = Ctx(load_config(config_path), quiet)
+
+
+def _site_options(cfg: Config):  # noqa: ANN202 - SiteOptions, imported lazily to keep --help fast
+    from .render import SiteOptions
+
+    return SiteOptions(
+        base_path=cfg.base_path,
+        titulo=cfg.titulo,
+        institucion=cfg.institucion,
+        tema=cfg.tema,
+    )
+
+
+def _resolve(cfg: Config, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else cfg.root / p
+
+
+@main.command()
+@click.argument("package", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: build/).")
+@click.option("--theme", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Theme folder whose templates/static override themes/zocalo.")
+@click.option("--base-path", default=None, help="URL prefix of every link, e.g. /prep2023/ (default: /).")
+@pass_ctx
+def build(obj: Ctx, package: Path | None, output: Path | None, theme: Path | None, base_path: str | None) -> None:
+    """Build the results site for one PREP package.
+
+    PACKAGE is a corte's zip (or an inner election zip, or an unpacked folder). Without it, the newest
+    package in the data folder (data/) is built. Unchanged section pages from a previous build in the same
+    folder are kept as they are.
+
+    \b
+    Example:
+      prepgen build
+      prepgen build data/20210607_2000_PREP_CAMP.zip -o build --base-path /prep2021/
+    """
+    from .build import build as run_build
+    from .build import newest_package
+
+    cfg = obj.config.override(
+        tema=str(theme) if theme else None,
+        base_path=normalise_base_path(base_path) if base_path is not None else None,
+    )
+    pkg = package or newest_package(_resolve(cfg, cfg.datos))
+    out = output or _resolve(cfg, cfg.salida)
+    obj.say(f"prepgen build {pkg} → {out}")
+    result = run_build(pkg, out, _site_options(cfg), progress=obj.progress)
+    for e in result.report["elecciones"]:
+        for d in e["discrepancias"]:
+            click.echo(
+                f"discrepancia {e['id']}: {d['campo']} publicado {d['publicado']} ≠ recuento {d['recuento']} "
+                "(se publica la cifra oficial)",
+                err=True,
+            )
+        for w in e["advertencias"]:
+            obj.say(f"advertencia {e['id']}: {w}")
+    obj.say(
+        f"corte {result.package.corte.texto}: {result.files} files ({result.pages} pages), "
+        f"{result.written} written, {result.unchanged} unchanged in {result.seconds:.2f} s"
+    )
+
+
+@main.command()
+@click.argument("package", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the report as JSON.")
+@pass_ctx
+def validate(obj: Ctx, package: Path, as_json: bool) -> None:
+    """Read and cross-check a package; print the report; write nothing.
+
+    Exit status is 0 when the package can be published (disagreements between the summary line and the
+    rows are reported, not fatal: the official summary is what gets published), 1 when it cannot.
+
+    \b
+    Example:
+      prepgen validate data/20210607_2000_PREP_CAMP.zip
+    """
+    from .build import load_and_model, report_of
+
+    pkg, elections, _ = load_and_model(package)
+    report = report_of(pkg, elections)
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"{pkg.nombre}  corte {pkg.corte.texto}  sha256 {pkg.sha256[:16]}…")
+    for e in report["elecciones"]:
+        click.echo(f"  {e['id']:<8} {e['nombre']:<28} {e['actas']:>7} actas  participación: {e['participacion_formula']}")
+        for d in e["discrepancias"]:
+            click.echo(f"    discrepancia: {d['campo']} publicado {d['publicado']} ≠ recuento {d['recuento']}")
+        for w in e["advertencias"]:
+            click.echo(f"    advertencia: {w}")
+    click.echo("OK: the package can be published.")
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@pass_ctx
+def serve(obj: Ctx, directory: Path | None, port: int, bind: str) -> None:
+    """Preview a built site locally (not for production: use `prepgen config nginx`).
+
+    \b
+    Example:
+      prepgen serve build --port 8000
+    """
+    from .serve import serve as run_serve
+
+    root = directory or _resolve(obj.config, obj.config.salida)
+    run_serve(root, bind, port, obj.config.base_path, say=obj.say)
+
+
+def run() -> None:  # pragma: no cover - console entry
+    main(prog_name="prepgen")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

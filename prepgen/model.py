@@ -1,0 +1,568 @@
+"""The election model: who the contenders are, and every figure at every level.
+
+Rules (docs/DECISIONS in the shared docs, and the PREP format page):
+
+* Only actas with ``CONTABILIZADA == 1`` add to results. Markers (``ILEGIBLE``…) count as no votes in
+  sums and stay visible at acta level.
+* Every vote column belongs to exactly one contender. A coalition ``SUM-A-B-C`` receives the columns of
+  A, B, C and every combination column made only of its parties. Candidaturas codes are matched to
+  columns exactly, then through an alias table, then by unique prefix (``MOR`` ~ ``MORENA``,
+  ``CI1`` ~ ``CAND_IND_1``). A combination column that no contender covers and that holds votes fails the
+  build: votes are never dropped silently.
+* Named contenders win over unnamed ones; among unnamed ones the widest coalition wins.
+* The state level shows the published summary line; rows are recounted and every disagreement is
+  reported in ``discrepancias``. Candidate percentages divide by the recounted total of the same rows,
+  truncated (never rounded) to 4 decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from .errors import BuildError
+from .reader import Acta, Candidatura, ElectionData, Package
+
+PSEUDO_ROWS = {"CNR", "NULOS", "NO_REGISTRADOS", "NO REGISTRADOS", "VOTOS NULOS", "CANDIDATURAS NO REGISTRADAS"}
+PARTY_ALIASES = {
+    "MOR": ("MORENA",),
+    "MORENA": ("MOR",),
+    "PV": ("PVEM",),
+    "PVEM": ("PV",),
+    "NAL": ("NA", "NUAL"),
+    "NA": ("NAL", "NUAL"),
+}
+PSEUDO_UNITS = {
+    "M": ("extranjero", "Voto desde el extranjero"),
+    "A": ("anticipado", "Voto anticipado"),
+    "P": ("prision-preventiva", "Voto en prisión preventiva"),
+}
+
+
+def pct(part: int | None, whole: int | None) -> Decimal | None:
+    """part/whole × 100 truncated to 4 decimals (integer arithmetic, no floats). None for 0/None."""
+    if part is None or not whole:
+        return None
+    return Decimal(part * 1_000_000 // whole).scaleb(-4)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass
+class Contendiente:
+    clave: str  # URL code
+    codigo: str  # as in the candidaturas file (or the party column)
+    nombre: str  # display name (candidate, or the party/coalition label when the name is empty)
+    partidos: tuple[str, ...]  # vote-column party names it receives
+    columnas: tuple[int, ...]  # indices into ElectionData.vote_columns
+    unidad: str | None = None  # unit id for per-unit candidacies (distrito), None for state-wide
+    candidato: str = ""  # the published name, possibly empty
+
+
+@dataclass
+class Cifras:
+    """Recounted figures of one unit (section, district/municipio, state)."""
+
+    ncols: int
+    columnas: list[int] = field(default_factory=list)
+    no_registrados: int = 0
+    nulos: int = 0
+    total_calculado: int = 0
+    total_calculado_sin_especiales: int = 0
+    lista_nominal: int = 0
+    lista_nominal_sin_especiales: int = 0
+    esperadas: int = 0
+    capturadas: int = 0
+    contabilizadas: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.columnas:
+            self.columnas = [0] * self.ncols
+
+    def add_acta(self, a: Acta) -> None:
+        if a.fuera_catalogo:
+            return
+        self.esperadas += 1
+        if a.capturada:
+            self.capturadas += 1
+        if not a.contada:
+            return
+        self.contabilizadas += 1
+        cols = self.columnas
+        for i, v in enumerate(a.votos):
+            if v:
+                cols[i] += v
+        self.no_registrados += a.no_registrados or 0
+        self.nulos += a.nulos or 0
+        t = a.total_calculado or 0
+        ln = a.lista_nominal or 0
+        self.total_calculado += t
+        self.lista_nominal += ln
+        if a.tipo_casilla != "S":
+            self.total_calculado_sin_especiales += t
+            self.lista_nominal_sin_especiales += ln
+
+    def add(self, other: Cifras) -> None:
+        cols = self.columnas
+        for i, v in enumerate(other.columnas):
+            cols[i] += v
+        for name in (
+            "no_registrados",
+            "nulos",
+            "total_calculado",
+            "total_calculado_sin_especiales",
+            "lista_nominal",
+            "lista_nominal_sin_especiales",
+            "esperadas",
+            "capturadas",
+            "contabilizadas",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def total_votos(self) -> int:
+        """Recounted total of the same rows the candidate votes come from (so parts add to 100 %)."""
+        return sum(self.columnas) + self.no_registrados + self.nulos
+
+
+@dataclass
+class Seccion:
+    id: str
+    unidad_id: str
+    cifras: Cifras
+    actas: list[Acta] = field(default_factory=list)
+
+
+@dataclass
+class Unidad:
+    tipo: str
+    id: str
+    nombre: str
+    cifras: Cifras
+    contendientes: list[Contendiente]
+    secciones: dict[str, Seccion] = field(default_factory=dict)
+    pseudo: bool = False
+
+
+@dataclass
+class Resultado:
+    """A contender's votes in one unit."""
+
+    contendiente: Contendiente
+    votos: int
+    porcentaje: Decimal | None
+
+
+@dataclass
+class Eleccion:
+    codigo: str
+    slug: str
+    nombre: str
+    data: ElectionData
+    cifras: Cifras
+    unidades: dict[str, Unidad]
+    contendientes: list[Contendiente]  # every contender of the election (per unit ones included)
+    por_unidad: bool  # candidacies per unit (Diputaciones) rather than state-wide
+    participacion_formula: str
+    discrepancias: list[dict] = field(default_factory=list)
+    advertencias: list[str] = field(default_factory=list)
+
+    # --- figures ---------------------------------------------------------------------------------
+    def resultados(self, cifras: Cifras, contendientes: list[Contendiente]) -> list[Resultado]:
+        total = cifras.total_votos
+        out = []
+        for c in contendientes:
+            v = sum(cifras.columnas[i] for i in c.columnas)
+            out.append(Resultado(c, v, pct(v, total)))
+        out.sort(key=lambda r: (-r.votos, r.contendiente.nombre))
+        return out
+
+    def resultados_estatales(self) -> list[Resultado]:
+        """State-wide: per contender for state-wide candidacies; per party/coalition code otherwise."""
+        if not self.por_unidad:
+            return self.resultados(self.cifras, self.contendientes)
+        groups: dict[str, Contendiente] = {}
+        for c in self.contendientes:
+            g = groups.get(c.codigo)
+            label = label_for(c.codigo)
+            if g is None:
+                groups[c.codigo] = Contendiente(
+                    clave=slug(c.codigo), codigo=c.codigo, nombre=label, partidos=c.partidos, columnas=()
+                )
+        total = self.cifras.total_votos
+        votes: dict[str, int] = dict.fromkeys(groups, 0)
+        for u in self.unidades.values():
+            for c in u.contendientes:
+                votes[c.codigo] += sum(u.cifras.columnas[i] for i in c.columnas)
+        out = [Resultado(groups[k], v, pct(v, total)) for k, v in votes.items()]
+        out.sort(key=lambda r: (-r.votos, r.contendiente.nombre))
+        return out
+
+    def participacion(self, cifras: Cifras) -> Decimal | None:
+        if self.participacion_formula == "sin_casillas_especiales":
+            return pct(cifras.total_calculado_sin_especiales, cifras.lista_nominal_sin_especiales)
+        return pct(cifras.total_calculado, cifras.lista_nominal)
+
+
+def label_for(codigo: str) -> str:
+    code = codigo.upper()
+    if code.startswith("SUM-"):
+        code = code[4:]
+    return code.replace("_", " ")
+
+
+# --------------------------------------------------------------------------------------------------
+# Contenders
+
+
+def _norm_unit(uid: str) -> str:
+    return uid.lstrip("0") or "0" if uid.isdigit() else uid
+
+
+def _resolve_party(token: str, parties: list[str]) -> str | None:
+    token = token.upper().strip()
+    if token in parties:
+        return token
+    for alias in PARTY_ALIASES.get(token, ()):
+        if alias in parties:
+            return alias
+    m = re.fullmatch(r"(?:CI|IND|CAND_IND|CANDIDATURA_INDEPENDIENTE)_?(\d+)", token)
+    if m:
+        for p in parties:
+            pm = re.fullmatch(r"(?:CI|IND|CAND_IND|CANDIDATURA_INDEPENDIENTE)_?(\d+)", p)
+            if pm and int(pm[1]) == int(m[1]):
+                return p
+    prefixed = [p for p in parties if p.startswith(token) or token.startswith(p)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    return None
+
+
+def column_parties(column: str, parties: list[str]) -> tuple[str, ...] | None:
+    """Parties of a vote column: itself, or the members of a ``C_A_B`` combination column."""
+    if column in parties:
+        return (column,)
+    if not column.startswith("C_"):
+        return None
+    rest = column[2:]
+    out: list[str] = []
+    ordered = sorted(parties, key=len, reverse=True)
+    while rest:
+        hit = next((p for p in ordered if rest == p or rest.startswith(p + "_")), None)
+        if hit is None:
+            token = rest.split("_", 1)[0]
+            hit_alias = _resolve_party(token, parties)
+            if hit_alias is None:
+                return None
+            out.append(hit_alias)
+            rest = rest[len(token) + 1 :]
+            continue
+        out.append(hit)
+        rest = rest[len(hit) + 1 :]
+    return tuple(out)
+
+
+def _contenders_from_rows(
+    rows: list[Candidatura], parties: list[str], unit: str | None, data: ElectionData, warn: list[str]
+) -> list[Contendiente]:
+    candidates = []
+    for r in rows:
+        if r.codigo in PSEUDO_ROWS or _fold_pseudo(r.nombre):
+            continue
+        tokens = r.codigo[4:].split("-") if r.codigo.startswith("SUM-") else [r.codigo]
+        resolved = []
+        for t in tokens:
+            p = _resolve_party(t, parties)
+            if p is None:
+                warn.append(
+                    f"{data.archivo_candidaturas}: line {r.line}: party {t!r} of {r.codigo} has no vote column "
+                    f"in {data.archivo.rsplit(':', 1)[-1]}; ignored (add it to the alias table if it should match)"
+                )
+                continue
+            resolved.append(p)
+        if not resolved:
+            continue
+        candidates.append((r, tuple(dict.fromkeys(resolved))))
+    # Named first, then the widest coalition, then file order.
+    candidates.sort(key=lambda rp: (not rp[0].nombre, -len(rp[1]), rp[0].line))
+    covered: set[str] = set()
+    chosen: list[Contendiente] = []
+    for r, ps in candidates:
+        if covered & set(ps):
+            continue
+        covered |= set(ps)
+        base = slug(r.codigo)
+        chosen.append(
+            Contendiente(
+                clave=f"{slug(unit)}-{base}" if unit is not None else base,
+                codigo=r.codigo,
+                nombre=r.nombre or label_for(r.codigo),
+                partidos=ps,
+                columnas=(),
+                unidad=unit,
+                candidato=r.nombre,
+            )
+        )
+    return chosen
+
+
+def _fold_pseudo(name: str) -> bool:
+    return name.strip().upper() in {"CANDIDATURAS NO REGISTRADAS", "VOTOS NULOS"}
+
+
+def _contenders_from_columns(parties: list[str], combos: dict[int, tuple[str, ...]], unit: str | None) -> list[Contendiente]:
+    # No candidaturas: coalitions are the connected components of combination columns.
+    parent = {p: p for p in parties}
+
+    def find(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for ps in combos.values():
+        for p in ps[1:]:
+            parent[find(p)] = find(ps[0])
+    groups: dict[str, list[str]] = {}
+    for p in parties:
+        groups.setdefault(find(p), []).append(p)
+    out = []
+    for members in groups.values():
+        code = "-".join(members) if len(members) == 1 else "SUM-" + "-".join(members)
+        out.append(
+            Contendiente(
+                clave=f"{slug(unit)}-{slug(code)}" if unit is not None else slug(code),
+                codigo=code,
+                nombre=label_for(code),
+                partidos=tuple(members),
+                columnas=(),
+                unidad=unit,
+            )
+        )
+    return out
+
+
+def _assign_columns(
+    contenders: list[Contendiente],
+    data: ElectionData,
+    parties: list[str],
+    col_parties: list[tuple[str, ...]],
+    cifras: Cifras,
+    unit_label: str,
+    unit: str | None,
+    warn: list[str],
+) -> list[Contendiente]:
+    cols_of: dict[int, list[int]] = {k: [] for k in range(len(contenders))}
+    extra: list[Contendiente] = []
+    for i, ps in enumerate(col_parties):
+        owners = [k for k, c in enumerate(contenders) if set(ps) <= set(c.partidos)]
+        if len(owners) == 1:
+            cols_of[owners[0]].append(i)
+            continue
+        col = data.vote_columns[i]
+        if len(owners) > 1:  # pragma: no cover - contenders are disjoint by construction
+            raise BuildError(f"{data.archivo}: column {col} matches more than one contender in {unit_label}")
+        if len(ps) == 1:
+            code = ps[0]
+            if cifras.columnas[i]:
+                warn.append(
+                    f"{data.archivo}: column {col} has no candidatura in {unit_label}; shown as its own contender"
+                )
+            extra.append(
+                Contendiente(
+                    clave=f"{slug(unit)}-{slug(code)}" if unit is not None else slug(code),
+                    codigo=code,
+                    nombre=label_for(code),
+                    partidos=ps,
+                    columnas=(i,),
+                    unidad=unit,
+                )
+            )
+        elif cifras.columnas[i]:
+            raise BuildError(
+                f"{data.archivo}: combination column {col} holds {cifras.columnas[i]} counted votes in {unit_label} "
+                "but no contender covers all of its parties; check the candidaturas file (or the alias table) — "
+                "votes are never dropped"
+            )
+    out = []
+    for k, c in enumerate(contenders):
+        c.columnas = tuple(cols_of[k])
+        out.append(c)
+    # A column with no candidatura and no votes in this unit is simply not on this unit's ballot.
+    return out + [e for e in extra if cifras.columnas[e.columnas[0]]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Aggregation
+
+
+def _unit_key(a: Acta, multi: bool) -> tuple[str, str, bool]:
+    uid = a.unidad_id
+    if uid.upper() in ("N/A", "NA", "-", "") or a.tipo_casilla in PSEUDO_UNITS and not uid.strip("0"):
+        key, nombre = PSEUDO_UNITS.get(a.tipo_casilla, ("sin-ambito", "Sin ámbito geográfico"))
+        return key, nombre, True
+    if multi:
+        uid = f"{a.entidad.zfill(2)}-{uid}"
+    return uid, a.unidad_nombre, False
+
+
+def _section_key(a: Acta, unit_id: str, pseudo: bool, multi: bool) -> str:
+    sec = a.seccion
+    if pseudo or sec.upper() in ("N/A", "NA", "-", ""):
+        return unit_id if pseudo else f"{unit_id}-sin-seccion"
+    return f"{a.entidad.zfill(2)}-{sec}" if multi else sec
+
+
+def build_election(data: ElectionData) -> Eleccion:
+    ncols = len(data.vote_columns)
+    parties = [c for c in data.vote_columns if not c.startswith("C_")]
+    col_parties: list[tuple[str, ...]] = []
+    for c in data.vote_columns:
+        ps = column_parties(c, parties)
+        if ps is None:
+            raise BuildError(
+                f"{data.archivo}: vote column {c} is neither a party column nor a C_ combination of this file's "
+                f"parties ({', '.join(parties)}); votes are never dropped — fix the file or the alias table"
+            )
+        col_parties.append(ps)
+    multi = data.multi_entidad
+    unidades: dict[str, Unidad] = {}
+    state = Cifras(ncols)
+    for a in data.actas:
+        if a.fuera_catalogo:
+            continue
+        uid, nombre, pseudo = _unit_key(a, multi)
+        u = unidades.get(uid)
+        if u is None:
+            u = unidades[uid] = Unidad(
+                tipo=data.geo_tipo, id=uid, nombre=nombre, cifras=Cifras(ncols), contendientes=[], pseudo=pseudo
+            )
+        sid = _section_key(a, uid, pseudo, multi)
+        s = u.secciones.get(sid)
+        if s is None:
+            s = u.secciones[sid] = Seccion(id=sid, unidad_id=uid, cifras=Cifras(ncols))
+        s.actas.append(a)
+        s.cifras.add_acta(a)
+    # A section split between two units (seen in Campeche's AYUN) would map two pages to one URL:
+    # qualify those sections with their unit id.
+    seen: dict[str, int] = {}
+    for u in unidades.values():
+        for sid in u.secciones:
+            seen[sid] = seen.get(sid, 0) + 1
+    for u in unidades.values():
+        if any(seen[sid] > 1 for sid in u.secciones):
+            u.secciones = {
+                (f"{u.id}-{sid}" if seen[sid] > 1 else sid): _renamed(s, f"{u.id}-{sid}" if seen[sid] > 1 else sid)
+                for sid, s in u.secciones.items()
+            }
+        for s in u.secciones.values():
+            u.cifras.add(s.cifras)
+        state.add(u.cifras)
+
+    warn: list[str] = []
+    cands = data.candidaturas
+    per_unit = any(c.unidad is not None for c in cands)
+    all_contenders: list[Contendiente] = []
+    combos = {i: ps for i, ps in enumerate(col_parties) if len(ps) > 1}
+    if not cands:
+        warn.append(f"{data.archivo}: no candidaturas file; contenders derived from the vote columns")
+    if not per_unit:
+        base = (
+            _contenders_from_rows(cands, parties, None, data, warn)
+            if cands
+            else _contenders_from_columns(parties, combos, None)
+        )
+        state_contenders = _assign_columns(base, data, parties, col_parties, state, "the state", None, warn)
+        for u in unidades.values():
+            u.contendientes = state_contenders
+        all_contenders = state_contenders
+    else:
+        by_unit: dict[str, list[Candidatura]] = {}
+        for c in cands:
+            by_unit.setdefault(_norm_unit(c.unidad or ""), []).append(c)
+        for u in sorted(unidades.values(), key=lambda x: x.id):
+            raw_uid = u.id.rsplit("-", 1)[-1] if multi else u.id
+            rows = by_unit.get(_norm_unit(raw_uid))
+            label = f"{data.geo_tipo} {u.id}"
+            if rows:
+                base = _contenders_from_rows(rows, parties, u.id, data, warn)
+            else:
+                if not u.pseudo:
+                    warn.append(f"{data.archivo}: no candidaturas for {label}; contenders derived from the vote columns")
+                base = _contenders_from_columns(parties, combos, u.id)
+            u.contendientes = _assign_columns(base, data, parties, col_parties, u.cifras, label, u.id, warn)
+            all_contenders.extend(u.contendientes)
+
+    formula = _participation_formula(data)
+    e = Eleccion(
+        codigo=data.codigo,
+        slug=slug(data.codigo),
+        nombre=data.nombre,
+        data=data,
+        cifras=state,
+        unidades=dict(sorted(unidades.items(), key=lambda kv: (kv[1].pseudo, kv[0]))),
+        contendientes=all_contenders,
+        por_unidad=per_unit,
+        participacion_formula=formula,
+        advertencias=warn,
+    )
+    e.discrepancias = _cross_check(data, state, e)
+    return e
+
+
+def _renamed(s: Seccion, sid: str) -> Seccion:
+    s.id = sid
+    return s
+
+
+def _participation_formula(data: ElectionData) -> str:
+    """Which formula reproduces the operator's own state participation (with or without specials)."""
+    r = data.resumen
+    published = r.get("PORCENTAJE_PARTICIPACION_CIUDADANA")
+    ln = r.get("LISTA_NOMINAL_ACTAS_CONTABILIZADAS")
+    if published is not None and ln:
+        for name, total in (
+            ("con_casillas_especiales", r.get("TOTAL_VOTOS_C_CS")),
+            ("sin_casillas_especiales", r.get("TOTAL_VOTOS_S_CS")),
+        ):
+            value = pct(total if isinstance(total, int) else None, ln if isinstance(ln, int) else None)
+            if value is not None and value == Decimal(published).quantize(Decimal("0.0001")):
+                return name
+    return "con_casillas_especiales"
+
+
+def _cross_check(data: ElectionData, state: Cifras, e: Eleccion) -> list[dict]:
+    r = data.resumen
+    fuera = sum(1 for a in data.actas if a.fuera_catalogo)
+    checks = (
+        ("ACTAS_ESPERADAS", state.esperadas),
+        ("ACTAS_CAPTURADAS", state.capturadas),
+        ("ACTAS_CONTABILIZADAS", state.contabilizadas),
+        ("ACTAS_FUERA_CATALOGO", fuera),
+        ("LISTA_NOMINAL_ACTAS_CONTABILIZADAS", state.lista_nominal),
+        ("TOTAL_VOTOS_C_CS", state.total_calculado),
+        ("TOTAL_VOTOS_S_CS", state.total_calculado_sin_especiales),
+    )
+    out = []
+    for name, recount in checks:
+        published = r.get(name)
+        if published is None:
+            continue
+        if published != recount:
+            out.append({"campo": name, "publicado": published, "recuento": recount})
+    if state.total_votos != state.total_calculado and state.contabilizadas:
+        out.append(
+            {
+                "campo": "SUMA_COLUMNAS_VS_TOTAL_VOTOS_CALCULADO",
+                "publicado": state.total_calculado,
+                "recuento": state.total_votos,
+            }
+        )
+    return out
+
+
+def build_elections(package: Package) -> list[Eleccion]:
+    return [build_election(d) for d in package.elecciones]

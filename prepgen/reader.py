@@ -1,0 +1,775 @@
+"""Reading PREP packages as the institutes publish them.
+
+A package is a nested zip (outer zip per corte → inner zip per election → election CSV, candidaturas
+CSV, LEEME), an inner election zip on its own, or either of those unpacked into folders. Everything is
+found by content, never by line number or column position: operators move blank lines, rename columns
+(``ID_ESTADO``/``ID_ENTIDAD``, ``SHA``/``CODIGO_INTEGRIDAD``, ``NO_REGISTRADOS``/``NO_REGISTRADAS``), guard
+IDs with apostrophes and write special markers (``SIN DATO``, ``ILEGIBLE``…) in vote cells.
+
+Archives are untrusted input: member names, sizes, ratios, counts and nesting are capped before any byte
+is decompressed into memory (see :class:`Limits`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import stat
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path, PurePosixPath
+
+from .errors import PackageError
+
+SUMMARY_FIELDS = (
+    "ACTAS_ESPERADAS",
+    "ACTAS_REGISTRADAS",
+    "ACTAS_FUERA_CATALOGO",
+    "ACTAS_CAPTURADAS",
+    "PORCENTAJE_ACTAS_CAPTURADAS",
+    "ACTAS_CONTABILIZADAS",
+    "PORCENTAJE_ACTAS_CONTABILIZADAS",
+    "PORCENTAJE_ACTAS_INCONSISTENCIAS",
+    "ACTAS_NO_CONTABILIZADAS",
+    "LISTA_NOMINAL_ACTAS_CONTABILIZADAS",
+    "TOTAL_VOTOS_C_CS",
+    "TOTAL_VOTOS_S_CS",
+    "PORCENTAJE_PARTICIPACION_CIUDADANA",
+)
+
+# Old or operator-specific column names → the name the rest of prepgen uses.
+COLUMN_ALIASES = {
+    "ID_ESTADO": "ID_ENTIDAD",
+    "ESTADO": "ENTIDAD",
+    "SHA": "CODIGO_INTEGRIDAD",
+    "SHA256": "CODIGO_INTEGRIDAD",
+    "MD5": "CODIGO_INTEGRIDAD",
+    "NO_REGISTRADAS": "NO_REGISTRADOS",
+    "CANDIDATOS_NO_REGISTRADOS": "NO_REGISTRADOS",
+    "VOTOS_NULOS": "NULOS",
+}
+
+# Columns that come before the vote columns in every layout seen; the vote block starts after the last
+# of these that the file has and ends at NO_REGISTRADOS (or NULOS).
+PRE_VOTE_COLUMNS = (
+    "TIPO_ACTA",
+    "TOTAL_BOLETAS_SOBRANTES",
+    "TOTAL_PERSONAS_VOTARON",
+    "TOTAL_REP_PARTIDO_CI_VOTARON",
+    "TOTAL_VOTOS_SACADOS",
+)
+REQUIRED_COLUMNS = ("CLAVE_CASILLA", "SECCION", "TIPO_CASILLA", "NULOS", "LISTA_NOMINAL", "CONTABILIZADA")
+
+# Markers that mean "no number here" (never zero). Compared after upper-casing and dropping accents.
+NO_NUMBER = {"", "-", "SIN DATO", "ILEGIBLE", "SIN ACTA", "N/A", "NA", "SIN REGISTRO", "NULL", "S/D"}
+
+ELECTION_NAMES = {
+    "GUB": "Gubernatura",
+    "GOB": "Gubernatura",
+    "DIP_LOC": "Diputaciones locales",
+    "AYUN": "Ayuntamientos",
+    "JUNTAS": "Juntas municipales",
+    "PRES": "Presidencia de la República",
+    "SEN": "Senadurías",
+    "DIP_FED": "Diputaciones federales",
+}
+
+GEO_TIPOS = {
+    "MUNICIPIO": "municipio",
+    "DISTRITO_LOCAL": "distrito",
+    "DISTRITO_FEDERAL": "distrito",
+    "DISTRITO": "distrito",
+    "JUNTA": "junta",
+    "DEMARCACION": "demarcacion",
+    "ALCALDIA": "alcaldia",
+}
+
+CORTE_RE = re.compile(
+    r"^(?P<fecha>\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2})[ T](?P<hora>\d{1,2}:\d{2})(?::\d{2})?"
+    r"\s*(?:\(\s*UTC\s*(?P<off>[+-]\s*\d{1,2}(?::?\d{2})?)?\s*\))?\s*$",
+    re.IGNORECASE,
+)
+PACKAGE_NAME_RE = re.compile(r"^(?P<fecha>\d{8})_(?P<hora>\d{4})_PREP(?:_(?P<resto>.+))?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied to every archive before decompressing it (zip bombs, zip slip, absurd packages)."""
+
+    max_members: int = 200
+    max_depth: int = 2  # outer zip → inner zip; a zip inside an inner zip is refused
+    max_total_bytes: int = 2 * 1024**3
+    max_member_bytes: int = 1024**3
+    max_ratio: int = 400  # uncompressed/compressed per member; real CSVs stay below ~60
+
+
+@dataclass(frozen=True)
+class Corte:
+    texto: str  # exactly as published: "07/06/2021 20:00 (UTC-5)"
+    fecha: datetime  # aware when the package gives an offset
+
+    @property
+    def iso(self) -> str:
+        return self.fecha.isoformat()
+
+    @property
+    def id(self) -> str:
+        """Sortable id, e.g. ``20210607_2000``."""
+        return self.fecha.strftime("%Y%m%d_%H%M")
+
+
+@dataclass(slots=True)
+class Acta:
+    line: int
+    clave_casilla: str
+    clave_acta: str
+    entidad: str
+    unidad_id: str
+    unidad_nombre: str
+    seccion: str
+    id_casilla: str
+    tipo_casilla: str
+    ext_contigua: str
+    tipo_acta: str
+    votos: tuple[int | None, ...]  # aligned with ElectionData.vote_columns
+    marcas: dict[str, str]  # column -> original marker, for cells that are not numbers
+    no_registrados: int | None
+    nulos: int | None
+    total_asentado: int | None
+    total_calculado: int | None
+    lista_nominal: int | None
+    contabilizada: str  # "1", "0", "2", "" or "-" as published
+    observaciones: str
+    sha: str
+    acopio: str
+    captura: str
+    verificacion: str
+    fuera_catalogo: bool
+
+    @property
+    def contada(self) -> bool:
+        return self.contabilizada == "1"
+
+    @property
+    def capturada(self) -> bool:
+        return self.contabilizada in ("0", "1") and not self.fuera_catalogo
+
+
+@dataclass
+class Candidatura:
+    line: int
+    unidad: str | None  # geographic id (as an int string, no zero padding) or None for state-wide
+    codigo: str  # PARTIDO_CI, e.g. "SUM-PAN-PRI-PRD", "MOR", "CI1", "CNR"
+    nombre: str
+    suplente: str = ""
+
+
+@dataclass
+class ElectionData:
+    codigo: str  # GOB, DIP_LOC, ...
+    nombre: str  # display name
+    nombre_publicado: str  # first line of the CSV
+    corte: Corte
+    resumen: dict[str, int | Decimal | None]
+    resumen_texto: dict[str, str]
+    columns: list[str]
+    geo_columna: str  # e.g. ID_DISTRITO_LOCAL
+    geo_tipo: str  # distrito / municipio
+    vote_columns: list[str]  # party, independent and combination columns, in file order
+    actas: list[Acta]
+    candidaturas: list[Candidatura]
+    archivo: str
+    archivo_candidaturas: str | None
+    multi_entidad: bool = False
+
+
+@dataclass
+class Package:
+    nombre: str
+    sha256: str
+    corte: Corte
+    alcance: str | None  # scope from the package name, e.g. "CAMP"
+    elecciones: list[ElectionData] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Archive access
+
+
+@dataclass
+class _File:
+    name: str  # display path for messages: outer.zip:inner.zip:member.csv
+    data: bytes
+
+
+def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limits: Limits) -> None:
+    name = info.filename
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in pure.parts:
+        raise PackageError(
+            f"{where}: member {name!r} escapes the archive (absolute path or '..'); refusing the package"
+        )
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise PackageError(f"{where}: member {name!r} is a symbolic link; packages must contain plain files")
+    if info.file_size > limits.max_member_bytes:
+        raise PackageError(
+            f"{where}: member {name!r} declares {info.file_size} bytes, over the {limits.max_member_bytes}-byte cap"
+        )
+    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+        raise PackageError(
+            f"{where}: member {name!r} expands {info.file_size // max(info.compress_size, 1)}:1 "
+            f"(cap {limits.max_ratio}:1): looks like a zip bomb; refusing the package"
+        )
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: list[int], limits: Limits) -> bytes:
+    # Declared sizes can lie: count what actually comes out and stop at the cap.
+    out = io.BytesIO()
+    cap = min(limits.max_member_bytes, budget[0])
+    try:
+        with zf.open(info) as fh:
+            while True:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+                if out.tell() > cap:
+                    raise PackageError(
+                        f"{where}: member {info.filename!r} decompresses past the size cap; refusing the package"
+                    )
+                if info.compress_size and out.tell() > limits.max_ratio * info.compress_size + (1 << 20):
+                    raise PackageError(
+                        f"{where}: member {info.filename!r} expands beyond {limits.max_ratio}:1: "
+                        "looks like a zip bomb; refusing the package"
+                    )
+    except (zipfile.BadZipFile, zlib_error(), EOFError, OSError) as exc:
+        raise PackageError(
+            f"{where}: member {info.filename!r} is damaged ({exc}); the upload may be incomplete — wait or ask "
+            "the institute to resend"
+        ) from None
+    budget[0] -= out.tell()
+    return out.getvalue()
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _open_zip(data: bytes | Path, where: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(data if isinstance(data, Path) else io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise PackageError(
+            f"{where}: not a readable zip (truncated or not a zip file); wait until the upload completes or "
+            "ask the institute to resend it"
+        ) from None
+    except OSError as exc:
+        raise PackageError(f"{where}: cannot open ({exc.strerror or exc})") from None
+
+
+def _walk_zip(
+    zf: zipfile.ZipFile, where: str, depth: int, budget: list[int], limits: Limits
+) -> Iterator[_File]:
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        raise PackageError(f"{where}: {len(infos)} members, over the cap of {limits.max_members}; refusing the package")
+    for info in infos:
+        _check_member(zf, info, where, limits)
+    for info in infos:
+        if info.is_dir():
+            continue
+        name = info.filename
+        base = PurePosixPath(name).name
+        if base.startswith(".") or name.startswith("__MACOSX/"):
+            continue
+        low = base.lower()
+        if not low.endswith((".zip", ".csv")):
+            continue  # LEEME.txt and friends are documentation
+        data = _read_member(zf, info, f"{where}:{name}", budget, limits)
+        if low.endswith(".zip"):
+            if depth + 1 >= limits.max_depth:
+                raise PackageError(
+                    f"{where}:{name}: zip nested deeper than {limits.max_depth} levels; refusing the package"
+                )
+            inner = _open_zip(data, f"{where}:{name}")
+            with inner:
+                yield from _walk_zip(inner, f"{where}:{name}", depth + 1, budget, limits)
+        else:
+            yield _File(f"{where}:{name}", data)
+
+
+def _walk_dir(path: Path, budget: list[int], limits: Limits) -> Iterator[_File]:
+    for p in sorted(path.rglob("*")):
+        if p.is_symlink():
+            raise PackageError(f"{p}: symbolic links are not accepted inside a package folder")
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        low = p.name.lower()
+        if low.endswith(".zip"):
+            with _open_zip(p, str(p)) as zf:
+                yield from _walk_zip(zf, str(p), 1, budget, limits)
+        elif low.endswith(".csv"):
+            size = p.stat().st_size
+            if size > min(limits.max_member_bytes, budget[0]):
+                raise PackageError(f"{p}: {size} bytes, over the size cap")
+            budget[0] -= size
+            yield _File(str(p), p.read_bytes())
+
+
+# --------------------------------------------------------------------------------------------------
+# Text decoding and CSV
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """UTF-8 (with or without BOM), else Latin-1/cp1252 when it is plausibly Spanish text."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise PackageError(
+            f"{where}: looks like UTF-16 or binary data; export the CSV as UTF-8 (or Latin-1) text and retry"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not re.search(r"[\x80-\x9f]", text):
+        return text
+    raise PackageError(
+        f"{where}: byte {utf8_error.start} is neither UTF-8 nor Latin-1 text; "
+        "re-export the file as UTF-8 and retry"
+    )
+
+
+def _clean(value: str) -> str:
+    value = value.strip()
+    # Operators guard IDs against spreadsheets with a leading apostrophe ('050001B0100, '97.1604).
+    return value[1:].strip() if value.startswith("'") else value
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).upper().strip()
+
+
+def _canonical(col: str) -> str:
+    col = _clean(col).upper().replace(" ", "_")
+    return COLUMN_ALIASES.get(col, col)
+
+
+def _delimiter(header_line: str) -> str:
+    return "|" if header_line.count("|") > header_line.count(",") else ","
+
+
+def parse_int(raw: str, where: str, column: str) -> tuple[int | None, str | None]:
+    """(number, marker): a number, or None plus the original marker when the cell holds none."""
+    value = _clean(raw)
+    if value.isdigit():
+        return int(value), None
+    if _fold(value) in NO_NUMBER:
+        return None, value
+    raise PackageError(
+        f"{where}: column {column} holds {value!r}, which is neither a whole number nor a known marker "
+        f"({', '.join(sorted(m for m in NO_NUMBER if m))}); fix the cell or report it to the institute"
+    )
+
+
+def _parse_decimal(raw: str, where: str, column: str) -> Decimal | None:
+    value = _clean(raw)
+    if _fold(value) in NO_NUMBER:
+        return None
+    try:
+        return Decimal(value.replace("%", ""))
+    except InvalidOperation:
+        raise PackageError(f"{where}: summary field {column} holds {value!r}, expected a number") from None
+
+
+def parse_corte(text: str) -> Corte | None:
+    m = CORTE_RE.match(text.strip())
+    if not m:
+        return None
+    fecha = m["fecha"]
+    if "/" in fecha:
+        d, mth, y = (int(x) for x in fecha.split("/"))
+    else:
+        y, mth, d = (int(x) for x in fecha.split("-"))
+    hh, mm = (int(x) for x in m["hora"].split(":"))
+    tz = None
+    if m["off"]:
+        off = m["off"].replace(" ", "")
+        sign = -1 if off.startswith("-") else 1
+        off = off[1:]
+        if ":" in off:
+            oh, om = off.split(":")
+        elif len(off) > 2:
+            oh, om = off[:-2], off[-2:]
+        else:
+            oh, om = off, "0"
+        tz = timezone(sign * timedelta(hours=int(oh), minutes=int(om)))
+    try:
+        dt = datetime(y, mth, d, hh, mm, tzinfo=tz)
+    except ValueError:
+        return None
+    return Corte(texto=text.strip(), fecha=dt)
+
+
+def election_code(csv_name: str) -> str:
+    """``CAMP_DIP_LOC_2021.csv`` → ``DIP_LOC``; ``PRES_2024.csv`` → ``PRES``."""
+    stem = PurePosixPath(csv_name).stem.upper()
+    tokens = [t for t in stem.split("_") if t]
+    if tokens and re.fullmatch(r"\d{4}", tokens[-1]):
+        tokens = tokens[:-1]
+    joined = "_".join(tokens)
+    for code in sorted(ELECTION_NAMES, key=len, reverse=True):
+        if joined == code or joined.endswith("_" + code):
+            return code
+    if len(tokens) > 1:
+        tokens = tokens[1:]  # leading scope token (entity abbreviation)
+    return "_".join(tokens) or stem
+
+
+def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
+    text = decode_text(f.data, f.name)
+    lines = text.splitlines()
+    # Locate the blocks by content.
+    summary_at = acta_at = None
+    for i, line in enumerate(lines):
+        head = _canonical(line.split(",", 1)[0].split("|", 1)[0])
+        if summary_at is None and head == "ACTAS_ESPERADAS":
+            summary_at = i
+        elif head == "CLAVE_CASILLA":
+            acta_at = i
+            break
+    if acta_at is None:
+        raise PackageError(
+            f"{f.name}: no acta header line (a line starting with CLAVE_CASILLA) found; "
+            "this is not a PREP election CSV in a known layout"
+        )
+    if summary_at is None or summary_at > acta_at:
+        raise PackageError(
+            f"{f.name}: no summary header (ACTAS_ESPERADAS,...) before the acta header at line {acta_at + 1}; "
+            "expected the official header block"
+        )
+    preamble = [(i, ln.strip()) for i, ln in enumerate(lines[:summary_at]) if ln.strip().strip(",")]
+    corte = None
+    nombre_pub = ""
+    for _i, ln in preamble:
+        cleaned = ln.strip().strip(",").strip('"')
+        c = parse_corte(cleaned)
+        if c:
+            corte = c
+        elif not nombre_pub:
+            nombre_pub = cleaned
+    if corte is None:
+        raise PackageError(
+            f"{f.name}: no corte line (e.g. '05/06/2023 13:15 (UTC-6)') in the header block above line "
+            f"{summary_at + 1}; the package cannot be stamped — ask the institute for a complete file"
+        )
+    # Summary
+    delim = _delimiter(lines[summary_at])
+    sum_header = [_canonical(c) for c in next(csv.reader([lines[summary_at]], delimiter=delim))]
+    value_line = next(
+        (j for j in range(summary_at + 1, acta_at) if lines[j].strip().strip(",")),
+        None,
+    )
+    if value_line is None:
+        raise PackageError(f"{f.name}: line {summary_at + 2}: summary values missing below the summary header")
+    sum_values = next(csv.reader([lines[value_line]], delimiter=delim))
+    if len(sum_values) < len(sum_header):
+        raise PackageError(
+            f"{f.name}: line {value_line + 1}: summary has {len(sum_values)} values for {len(sum_header)} fields"
+        )
+    resumen: dict[str, int | Decimal | None] = {}
+    resumen_texto: dict[str, str] = {}
+    where = f"{f.name}: line {value_line + 1}"
+    for name, raw in zip(sum_header, sum_values, strict=False):
+        resumen_texto[name] = _clean(raw)
+        if name.startswith("PORCENTAJE"):
+            resumen[name] = _parse_decimal(raw, where, name)
+        else:
+            resumen[name] = parse_int(raw, where, name)[0]
+    missing = [s for s in SUMMARY_FIELDS if s not in resumen]
+    if missing:
+        raise PackageError(f"{f.name}: line {summary_at + 1}: summary header lacks {', '.join(missing)}")
+
+    # Acta header
+    delim = _delimiter(lines[acta_at])
+    raw_cols = next(csv.reader([lines[acta_at]], delimiter=delim))
+    while raw_cols and not raw_cols[-1].strip():
+        raw_cols.pop()
+    cols = [_canonical(c) for c in raw_cols]
+    idx = {c: i for i, c in enumerate(cols)}
+    if len(idx) != len(cols):
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        raise PackageError(f"{f.name}: line {acta_at + 1}: duplicated column(s) {', '.join(dup)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in idx]
+    geo_col = next(
+        (
+            c
+            for c in cols
+            if c.startswith("ID_")
+            and c not in ("ID_ENTIDAD", "ID_CASILLA")
+            and c[3:] in idx
+        ),
+        None,
+    )
+    if geo_col is None:
+        missing.append("a geographic key such as ID_MUNICIPIO,MUNICIPIO or ID_DISTRITO_LOCAL,DISTRITO_LOCAL")
+    if missing:
+        raise PackageError(
+            f"{f.name}: line {acta_at + 1}: unknown layout, missing column(s) {', '.join(missing)}"
+        )
+    assert geo_col is not None
+    geo_name_col = geo_col[3:]
+    geo_tipo = GEO_TIPOS.get(geo_name_col, geo_name_col.lower().replace("_", "-"))
+    start = max(idx[c] for c in PRE_VOTE_COLUMNS if c in idx) + 1 if any(
+        c in idx for c in PRE_VOTE_COLUMNS
+    ) else idx["TIPO_CASILLA"] + 1
+    end = idx.get("NO_REGISTRADOS", idx["NULOS"])
+    vote_columns = cols[start:end]
+    if not vote_columns:
+        raise PackageError(f"{f.name}: line {acta_at + 1}: no vote columns between {cols[start - 1]} and {cols[end]}")
+    vote_idx = list(range(start, end))
+    ncols = len(cols)
+
+    def col(name: str) -> int | None:
+        return idx.get(name)
+
+    i_nr, i_nulos = col("NO_REGISTRADOS"), idx["NULOS"]
+    i_tasent, i_tcalc = col("TOTAL_VOTOS_ASENTADO"), col("TOTAL_VOTOS_CALCULADO")
+    i_ln, i_cont, i_obs, i_sha = idx["LISTA_NOMINAL"], idx["CONTABILIZADA"], col("OBSERVACIONES"), col(
+        "CODIGO_INTEGRIDAD"
+    )
+    i_acopio, i_captura, i_verif = col("FECHA_HORA_ACOPIO"), col("FECHA_HORA_CAPTURA"), col("FECHA_HORA_VERIFICACION")
+    i_clave, i_acta, i_ent = idx["CLAVE_CASILLA"], col("CLAVE_ACTA"), col("ID_ENTIDAD")
+    i_gid, i_gname, i_sec = idx[geo_col], idx[geo_name_col], idx["SECCION"]
+    i_idc, i_tipo, i_ext, i_tacta = col("ID_CASILLA"), idx["TIPO_CASILLA"], col("EXT_CONTIGUA"), col("TIPO_ACTA")
+
+    def opt(row: list[str], i: int | None) -> str:
+        return _clean(row[i]) if i is not None else ""
+
+    actas: list[Acta] = []
+    entidades: set[str] = set()
+    reader = csv.reader(lines[acta_at + 1 :], delimiter=delim)
+    for n, row in enumerate(reader, start=acta_at + 2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) != ncols:
+            if len(row) > ncols and not any(c.strip() for c in row[ncols:]):
+                row = row[:ncols]  # ragged trailing delimiters (2017 layout)
+            else:
+                raise PackageError(
+                    f"{f.name}: line {n}: {len(row)} fields where the header at line {acta_at + 1} has {ncols}; "
+                    "the row is incomplete — ask the institute for a corrected file"
+                )
+        where = f"{f.name}: line {n}"
+        clave = _clean(row[i_clave])
+        obs = opt(row, i_obs)
+        fuera = clave in ("", "-") or _fold(obs) == "FUERA DE CATALOGO" or _clean(row[i_cont]) == "2"
+        votos: list[int | None] = []
+        marcas: dict[str, str] = {}
+        for j in vote_idx:
+            raw = row[j]
+            if raw.isdigit():  # fast path: the vast majority of cells
+                votos.append(int(raw))
+                continue
+            v, m = parse_int(raw, where, cols[j])
+            votos.append(v)
+            if m:
+                marcas[cols[j]] = m
+        nums: dict[str, int | None] = {}
+        for name, j in (
+            ("NO_REGISTRADOS", i_nr),
+            ("NULOS", i_nulos),
+            ("TOTAL_VOTOS_ASENTADO", i_tasent),
+            ("TOTAL_VOTOS_CALCULADO", i_tcalc),
+            ("LISTA_NOMINAL", i_ln),
+        ):
+            if j is None:
+                nums[name] = None
+                continue
+            v, m = parse_int(row[j], where, name)
+            nums[name] = v
+            if m:
+                marcas[name] = m
+        cont = _clean(row[i_cont])
+        if cont not in ("0", "1", "2", "", "-"):
+            raise PackageError(
+                f"{where}: CONTABILIZADA holds {cont!r}; expected 1 (counted), 0 (not counted), 2, '-' or empty"
+            )
+        if cont == "1" and fuera:
+            raise PackageError(f"{where}: a fuera de catálogo acta is marked CONTABILIZADA=1; the row is inconsistent")
+        ent = opt(row, i_ent)
+        if not fuera and ent:
+            entidades.add(ent.lstrip("0") or "0")
+        tcalc = nums["TOTAL_VOTOS_CALCULADO"]
+        if tcalc is None and cont == "1" and i_tcalc is None:
+            tcalc = nums["TOTAL_VOTOS_ASENTADO"]
+        actas.append(
+            Acta(
+                line=n,
+                clave_casilla=clave,
+                clave_acta=opt(row, i_acta),
+                entidad=ent,
+                unidad_id=_clean(row[i_gid]),
+                unidad_nombre=_clean(row[i_gname]),
+                seccion=_clean(row[i_sec]),
+                id_casilla=opt(row, i_idc),
+                tipo_casilla=_clean(row[i_tipo]).upper(),
+                ext_contigua=opt(row, i_ext),
+                tipo_acta=opt(row, i_tacta),
+                votos=tuple(votos),
+                marcas=marcas,
+                no_registrados=nums["NO_REGISTRADOS"],
+                nulos=nums["NULOS"],
+                total_asentado=nums["TOTAL_VOTOS_ASENTADO"],
+                total_calculado=tcalc,
+                lista_nominal=nums["LISTA_NOMINAL"],
+                contabilizada=cont,
+                observaciones=obs,
+                sha=opt(row, i_sha),
+                acopio=opt(row, i_acopio),
+                captura=opt(row, i_captura),
+                verificacion=opt(row, i_verif),
+                fuera_catalogo=fuera,
+            )
+        )
+    codigo = election_code(PurePosixPath(f.name.split(":")[-1]).name)
+    candidaturas = _read_candidaturas(cand) if cand else []
+    return ElectionData(
+        codigo=codigo,
+        nombre=ELECTION_NAMES.get(codigo, nombre_pub.capitalize() or codigo),
+        nombre_publicado=nombre_pub,
+        corte=corte,
+        resumen=resumen,
+        resumen_texto=resumen_texto,
+        columns=cols,
+        geo_columna=geo_col,
+        geo_tipo=geo_tipo,
+        vote_columns=vote_columns,
+        actas=actas,
+        candidaturas=candidaturas,
+        archivo=f.name,
+        archivo_candidaturas=cand.name if cand else None,
+        multi_entidad=len(entidades) > 1,
+    )
+
+
+def _read_candidaturas(f: _File) -> list[Candidatura]:
+    text = decode_text(f.data, f.name)
+    lines = text.splitlines()
+    head_at = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if head_at is None:
+        raise PackageError(f"{f.name}: empty candidaturas file")
+    delim = _delimiter(lines[head_at])
+    header = [_canonical(c) for c in next(csv.reader([lines[head_at]], delimiter=delim))]
+    idx = {c: i for i, c in enumerate(header)}
+    code_col = next((c for c in ("PARTIDO_CI", "PARTIDO_COALICION", "PARTIDO", "ASOCIACION") if c in idx), None)
+    name_col = next(
+        (c for c in ("CANDIDATURA_PROPIETARIA", "CANDIDATURA", "NOMBRE_CANDIDATURA", "CANDIDATO") if c in idx), None
+    )
+    if code_col is None or name_col is None:
+        raise PackageError(
+            f"{f.name}: line {head_at + 1}: unknown candidaturas layout; expected PARTIDO_CI and "
+            "CANDIDATURA_PROPIETARIA (or CANDIDATURA) columns"
+        )
+    unit_col = next((c for c in header if c.startswith("ID_") and c not in ("ID_ENTIDAD",)), None)
+    sup_col = "CANDIDATURA_SUPLENTE" if "CANDIDATURA_SUPLENTE" in idx else None
+    out = []
+    for n, row in enumerate(csv.reader(lines[head_at + 1 :], delimiter=delim), start=head_at + 2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) < len(header):
+            row = row + [""] * (len(header) - len(row))
+        code = _clean(row[idx[code_col]]).upper()
+        if not code:
+            raise PackageError(f"{f.name}: line {n}: empty {code_col}")
+        unidad = None
+        if unit_col:
+            u = _clean(row[idx[unit_col]])
+            unidad = u.lstrip("0") or "0" if u.isdigit() else u
+        out.append(
+            Candidatura(
+                line=n,
+                unidad=unidad,
+                codigo=code,
+                nombre=" ".join(_clean(row[idx[name_col]]).split()),
+                suplente=" ".join(_clean(row[idx[sup_col]]).split()) if sup_col else "",
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Package entry point
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_package(path: str | Path, limits: Limits | None = None) -> Package:
+    """Read and validate a whole package (outer zip, inner election zip, or folder)."""
+    limits = limits or Limits()
+    path = Path(path)
+    if not path.exists():
+        raise PackageError(f"{path}: no such file or folder; give the path of a PREP package (.zip or folder)")
+    budget = [limits.max_total_bytes]
+    if path.is_dir():
+        files = list(_walk_dir(path, budget, limits))
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.data).digest())
+        sha = digest.hexdigest()
+    else:
+        with _open_zip(path, str(path)) as zf:
+            files = list(_walk_zip(zf, str(path), 0, budget, limits))
+        sha = _sha256_file(path)
+    csvs = [f for f in files if f.name.lower().endswith(".csv")]
+    cand_files = [f for f in csvs if "CANDIDATURA" in PurePosixPath(f.name.split(":")[-1]).name.upper()]
+    election_files = [f for f in csvs if f not in cand_files]
+    if not election_files:
+        raise PackageError(
+            f"{path}: no election CSV found (expected e.g. CAMP_GOB_2021.csv inside the package's inner zips)"
+        )
+    elections: list[ElectionData] = []
+    for f in election_files:
+        code = election_code(PurePosixPath(f.name.split(":")[-1]).name)
+        container = f.name.rsplit(":", 1)[0] if ":" in f.name else str(PurePosixPath(f.name).parent)
+        cands = [
+            c
+            for c in cand_files
+            if (c.name.rsplit(":", 1)[0] if ":" in c.name else str(PurePosixPath(c.name).parent)) == container
+            and election_code(PurePosixPath(c.name.split(":")[-1]).name.upper().replace("_CANDIDATURAS", "").replace(
+                "_CANDIDATURA", ""
+            ))
+            == code
+        ]
+        elections.append(_read_election_csv(f, cands[0] if cands else None))
+    codes = [e.codigo for e in elections]
+    dup = sorted({c for c in codes if codes.count(c) > 1})
+    if dup:
+        raise PackageError(f"{path}: election {', '.join(dup)} appears more than once in the package")
+    cortes = {e.corte.fecha for e in elections}
+    if len(cortes) > 1:
+        detail = ", ".join(f"{e.codigo}: {e.corte.texto}" for e in elections)
+        raise PackageError(f"{path}: elections carry different cortes ({detail}); a package must be one corte")
+    order = list(ELECTION_NAMES)
+    elections.sort(key=lambda e: (order.index(e.codigo) if e.codigo in order else len(order), e.codigo))
+    m = PACKAGE_NAME_RE.match(path.name.split(".")[0])
+    alcance = (m["resto"] or None) if m else None
+    return Package(nombre=path.name, sha256=sha, corte=elections[0].corte, alcance=alcance, elecciones=elections)

@@ -1,0 +1,101 @@
+"""Writing a build: files, then the manifest (path → sha256/size/type/class) last.
+
+The writer refuses to write one output path twice (two units mapping to one URL is a bug, not something
+to resolve by last-write-wins), skips files whose bytes did not change since the previous build in the
+same folder, and removes files the new build no longer has so the folder always equals its manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import BuildError
+from .headers import classify, content_type
+
+META_DIR = ".prepgen"
+
+
+def load_manifest(outdir: Path) -> dict[str, Any]:
+    path = outdir / META_DIR / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return {}  # a damaged manifest only costs rewriting every file
+
+
+class Writer:
+    def __init__(self, outdir: Path, previous: dict[str, Any] | None = None) -> None:
+        self.outdir = outdir
+        self.previous: dict[str, dict[str, Any]] = (previous or {}).get("files", {})
+        self.files: dict[str, dict[str, Any]] = {}
+        self.written = 0
+        self.unchanged = 0
+        outdir.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[Path] = set()
+
+    def _claim(self, path: str) -> None:
+        if path in self.files:
+            raise BuildError(
+                f"two pages map to the same output path {path!r}; this is a bug in the site layout "
+                "(two units with one id?) — report it with the package name"
+            )
+        if path.startswith(META_DIR + "/") or ".." in path.split("/") or path.startswith("/"):
+            raise BuildError(f"refusing to write outside the site: {path!r}")
+
+    def write(self, path: str, data: bytes) -> None:
+        self._claim(path)
+        digest = hashlib.sha256(data).hexdigest()
+        self.files[path] = {
+            "sha256": digest,
+            "size": len(data),
+            "type": content_type(path),
+            "class": classify(path),
+        }
+        target = self.outdir / path
+        prev = self.previous.get(path)
+        if prev and prev.get("sha256") == digest and target.exists():
+            self.unchanged += 1
+            return
+        parent = target.parent
+        if parent not in self._dirs:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(parent)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        self.written += 1
+
+    def keep(self, path: str) -> bool:
+        """Carry a file over from the previous build unchanged (True if it could be kept)."""
+        prev = self.previous.get(path)
+        if not prev or not (self.outdir / path).exists():
+            return False
+        self._claim(path)
+        self.files[path] = dict(prev)
+        self.unchanged += 1
+        return True
+
+    def can_keep(self, path: str) -> bool:
+        return path in self.previous and (self.outdir / path).exists()
+
+    def finish(self, meta: dict[str, Any], extra: dict[str, bytes]) -> dict[str, Any]:
+        for path in set(self.previous) - set(self.files):
+            with contextlib.suppress(FileNotFoundError):
+                (self.outdir / path).unlink()
+        metadir = self.outdir / META_DIR
+        metadir.mkdir(exist_ok=True)
+        for name, data in extra.items():
+            (metadir / name).write_bytes(data)
+        manifest = {"version": 1, **meta, "files": dict(sorted(self.files.items()))}
+        tmp = metadir / "manifest.json.tmp"
+        tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, metadir / "manifest.json")  # last: a build is complete once its manifest exists
+        return manifest
