@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from apacheserver import ApacheServer
 from nginxserver import NginxServer
 
 
@@ -11,6 +12,16 @@ from nginxserver import NginxServer
 def nginx(tmp_path: Path) -> Iterator[NginxServer]:
     """A stopped nginx whose state lives in tmp_path; call ``.start(site_text)``. Stopped after the test."""
     server = NginxServer(tmp_path / "nginx")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def apache(tmp_path: Path) -> Iterator[ApacheServer]:
+    """A stopped Apache; call ``.start(site_text)``. Its web root must come from ``public_dir()``."""
+    server = ApacheServer(tmp_path / "apache")
     try:
         yield server
     finally:

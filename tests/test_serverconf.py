@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import shutil
 import threading
 import time
 import urllib.error
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from apacheserver import ApacheServer, public_dir
 from nginxserver import NginxServer
 
 from prepgen import headers
@@ -400,3 +402,45 @@ def test_proxy_serves_stale_when_origin_fails(edge: NginxServer, origin: Origin)
     assert h["X-Cache-Status"] in ("STALE", "UPDATING")
     status, h, body = fetch(edge.url + "/prep/json/main.json")
     assert (status, body, h["X-Cache-Status"]) == (200, MAIN_JSON, "STALE")
+
+
+# --- Apache ----------------------------------------------------------------------------------------------------
+
+
+def test_apache_headers_per_class(apache: ApacheServer) -> None:
+    root = make_site(public_dir())
+    try:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        apache.start(server_config("apache", root=str(root), base_path="/prep/", listen=apache.listen))
+        url = apache.url + "/prep"
+        expected = {
+            "/": ("text/html; charset=utf-8", C[headers.PAGE], CSP_PAGES),
+            "/gob/": ("text/html; charset=utf-8", C[headers.PAGE], CSP_PAGES),
+            "/json/main.json": ("application/json", C[headers.POINTER], CSP_PAGES),
+            "/json/gob/abc123.json": ("application/json", C[headers.IMMUTABLE], CSP_PAGES),
+            "/static/site.abc.css": ("text/css; charset=utf-8", C[headers.IMMUTABLE], CSP_PAGES),
+            "/embed/x/": ("text/html; charset=utf-8", C[headers.PAGE], CSP_EMBED),
+        }
+        for path, (ctype, cache, csp) in expected.items():
+            status, h, _ = fetch(url + path)
+            assert (status, h["Content-Type"], h["Cache-Control"]) == (200, ctype, cache), path
+            assert_security(h, csp)
+            assert h.get("Access-Control-Allow-Origin") == ("*" if path.startswith("/json/") else None), path
+        for path in ("/nada/", "/.prepgen/manifest.json"):
+            status, h, _ = fetch(url + path)
+            assert status == 404 and h.get("Cache-Control") is None, path
+            assert_security(h)
+        status, h, body = fetch(url + "/json/gob/abc123.json", **{"Accept-Encoding": "gzip"})
+        assert h["Content-Encoding"] == "gzip" and gzip.decompress(body) == UNIT_JSON
+        assert fetch(url + "/", method="POST")[0] in (403, 405)
+    finally:
+        apache.stop()
+        shutil.rmtree(root)
+
+
+def test_apache_t_accepts_document_root_variant(apache: ApacheServer, tmp_path: Path) -> None:
+    apache.write(server_config("apache", root=str(make_site(tmp_path / "www")), listen=apache.listen,
+                               frame_ancestors="'self' https://socio.example"))
+    checked = apache.test_config()
+    assert checked.returncode == 0 and "Syntax OK" in checked.stdout + checked.stderr, checked.stderr
