@@ -63,7 +63,8 @@ def server_config(
     ``frame_ancestors``: who may frame ordinary pages; ``/embed/`` may always be framed anywhere.
     ``upstream`` (nginx only): origin URL of the bucket/prefix; the config is then a caching proxy whose
     cache lives in ``cache_dir`` and which re-checks ``json/main.json`` with the origin at most every
-    ``pointer_edge_ttl`` seconds (``0``: every request goes to the origin, no edge copy at all).
+    ``pointer_edge_ttl`` seconds (nginx rounds to whole seconds, so up to one more; ``0``: every request goes
+    to the origin, no edge copy at all).
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown server kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -72,7 +73,7 @@ def server_config(
     _plain("server_name", server_name)
     csp_pages = headers.csp_header(frame_ancestors)
     csp_embed = headers.csp_header(headers.FRAME_ANCESTORS_EMBED)
-    tag = "prep_" + hashlib.sha256(f"{listen} {base} {upstream or root}".encode()).hexdigest()[:6]
+    tag = "prep_" + hashlib.sha256(f"{listen} {base} {upstream or _root(root)}".encode()).hexdigest()[:6]
     if upstream is not None:
         if kind != "nginx":
             raise ConfigError("a caching proxy in front of object storage (--upstream) is only generated for nginx")
@@ -289,9 +290,10 @@ def _nginx_proxy(
 """
     else:
         pointer_cache = f"""\
-        # The edge keeps the pointer {pointer_ttl} s at most (one conditional request per {pointer_ttl} s to the
-        # origin however many readers poll; concurrent misses wait for that one request) and never serves an
-        # older copy while refreshing ("updating" is left out); only if the origin fails is the last copy served.
+        # The edge keeps the pointer {pointer_ttl} s (nginx counts whole seconds: {pointer_ttl}-{pointer_ttl + 1} s), so the
+        # origin gets one conditional request per period however many readers poll (concurrent misses wait for
+        # that one request), and never serves an older copy while refreshing ("updating" is left out); only if
+        # the origin fails is the last copy served. Readers themselves still revalidate every time (no-cache).
         proxy_ignore_headers Cache-Control Expires Vary Set-Cookie;
         proxy_cache_valid 200 {pointer_ttl}s;
         proxy_cache_valid 403 404 1s;
@@ -402,7 +404,7 @@ server {{
 
     location @{tag}_missing {{
 {_nginx_headers(csp)}        add_header Cache-Control "no-cache" always;
-        if ($uri ~ "/[^/.]+$") {{
+        if ($uri ~ "/[A-Za-z0-9_-]+$") {{
             return 301 $uri/;
         }}
         return 404;
