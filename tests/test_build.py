@@ -11,13 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
+from paths import ALL_PACKAGES, CAMPECHE, CAMPECHE_ZERO, PUEBLA
+from recount import election_rows
+from sitecheck import check_links
+from variants import rewrite_package
 
 from prepgen.cli import main
-
-from .paths import ALL_PACKAGES, CAMPECHE, CAMPECHE_ZERO, PUEBLA
-from .recount import election_rows
-from .sitecheck import check_links
-from .variants import rewrite_package
 
 GOLDEN = Path(__file__).parent / "golden"
 

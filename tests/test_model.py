@@ -3,14 +3,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from paths import CAMPECHE, PUEBLA
+from recount import recount
+from variants import rewrite_package
 
 from prepgen.errors import BuildError
 from prepgen.model import build_elections, column_parties, pct
 from prepgen.reader import read_package
-
-from .paths import CAMPECHE, PUEBLA
-from .recount import recount
-from .variants import rewrite_package
 
 CAMP_GOB_GROUPS = {
     "sum-pan-pri-prd": ["PAN", "PRI", "PRD", "C_PAN_PRI_PRD", "C_PAN_PRI", "C_PAN_PRD", "C_PRI_PRD"],

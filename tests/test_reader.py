@@ -6,12 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from paths import CAMPECHE, CAMPECHE_ZERO, PUEBLA
+from variants import only_csv, rewrite_package
 
 from prepgen.errors import PackageError
 from prepgen.reader import read_package
-
-from .paths import CAMPECHE, CAMPECHE_ZERO, PUEBLA
-from .variants import only_csv, rewrite_package
 
 GOB = "CAMP_GOB_2021.csv"
 
