@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 

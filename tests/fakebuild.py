@@ -45,7 +45,9 @@ class FakeSite:
         self._stamps: dict[str, str] = {}
         self.manifests: dict[str, dict[str, Any]] = {}
 
-    def build(self, corte_id: str, figures: dict[str, int], *, bulk: int = 0, theme: str | None = None) -> Path:
+    def build(
+        self, corte_id: str, figures: dict[str, int], *, bulk: int = 0, theme: str | None = None
+    ) -> Path:
         out = self.root / corte_id
         files: dict[str, bytes] = {}
         corte = corte_fields(corte_id)
@@ -66,7 +68,9 @@ class FakeSite:
                 self._stamps[sid] = corte_id
             stamp = self._stamps[sid]
             sections.append({"id": sid, "json": immutable({"id": sid, "corte": stamp, "votos": votes})})
-            files[f"gob/seccion/{sid}/index.html"] = self._page(f"Sección {sid}: {votes} votos", stamp, css_path)
+            files[f"gob/seccion/{sid}/index.html"] = self._page(
+                f"Sección {sid}: {votes} votos", stamp, css_path
+            )
         for i in range(bulk):
             immutable({"bulk": i, "corte": corte_id})
         election = immutable({"id": "gob", "corte": corte_id, "secciones": sections})

@@ -106,6 +106,11 @@ class S3Server:
             # Not in SEAWEEDFS.md: after a kill the persisted raft state makes the lone master wait a full
             # election timeout (default 10 s, 12-24 s observed) before it leads again; restarts take ~6 s with 1 s.
             "-master.electionTimeout=1s",
+            # Not in SEAWEEDFS.md either: each bucket is a collection that grabs ~7 volumes, and the default
+            # -volume.max=8 with 30 GB volumes runs out at the second bucket ("No writable volumes", HTTP 500).
+            # Small sparse volumes and a high cap give every test its own bucket.
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=1000",
         ]
 
     def client(self, **config: object):  # -> S3Client (stubs not installed)
@@ -128,8 +133,13 @@ class S3Server:
             (self.root / sock).unlink(missing_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self._log = log
+        # weed turns AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment into an admin identity and
+        # then rejects every other key: give it exactly the test keys so auth is on and predictable.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
         self.proc = subprocess.Popen(
             self.command(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
