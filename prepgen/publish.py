@@ -423,7 +423,12 @@ def _run_pool(
 
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="prepgen-publish") as pool:
         futures = [pool.submit(run, path, job) for path, job in jobs]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:
+            # Ctrl-C while waiting: let in-flight uploads finish, start no new ones.
+            abort.set()
+            raise
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
             abort.set()
