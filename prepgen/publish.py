@@ -352,14 +352,15 @@ def _loads(data: bytes, what: str) -> dict[str, Any]:
 class _Target:
     """A storage plus the live state read from it, with every storage failure turned into one line."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, action: str) -> None:
         self.storage = storage
+        self.action = action  # what the operator reruns
         self.live_id: str | None = None
 
     def fail(self, exc: StorageError) -> PublishError:
         live = f"the live corte is still {self.live_id}" if self.live_id else "the live site was not changed"
         return PublishError(
-            f"{self.storage.description}: {exc.what} failed ({exc.reason}); {live}; rerun when storage is back"
+            f"{self.storage.description}: {exc.what} failed ({exc.reason}); {live}; rerun {self.action} when storage is back"
         )
 
     def get(self, key: str) -> bytes | None:
@@ -580,7 +581,7 @@ def publish(
     _, manifest = _read_build(build)
     corte_id: str = manifest["corte_id"]
     storage = open_storage(target, endpoint_url=endpoint_url, threads=threads, compress=compress)
-    t = _Target(storage)
+    t = _Target(storage, "publish")
     _, live = t.read_live()
     live_files: dict[str, dict[str, Any]] = live.get("files", {}) or {}
     files: dict[str, dict[str, Any]] = manifest["files"]
@@ -749,7 +750,7 @@ def list_cortes(
     """Complete cortes on ``target`` (those whose manifest exists), newest first; ``live`` marks the one
     the pointer names."""
     storage = open_storage(target, endpoint_url=endpoint_url, threads=threads)
-    t = _Target(storage)
+    t = _Target(storage, "cortes")
     pointer_raw = t.get(POINTER_PATH)
     live_id = None
     if pointer_raw is not None:
@@ -792,7 +793,7 @@ def rollback(
     manifest (an interrupted publish that was never rerun)."""
     started = time.monotonic()
     storage = open_storage(target, endpoint_url=endpoint_url, threads=threads)
-    t = _Target(storage)
+    t = _Target(storage, "rollback")
     _, live = t.read_live()
     result = RollbackResult(target=storage.description, corte_id=corte_id, previous_corte_id=t.live_id)
     raw = t.get(_record_key(corte_id, MANIFEST_NAME))
