@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apacheserver import ApacheServer
 from nginxserver import NginxServer
+from s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 
 @pytest.fixture(autouse=True)
@@ -32,4 +34,36 @@ def apache(tmp_path: Path) -> Iterator[ApacheServer]:
         yield server
     finally:
         server.stop()
->>>>>>> infra
+
+
+@pytest.fixture(scope="session")
+def s3server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real SeaweedFS S3 server for the session (~5 s to start); tests take fresh buckets from it."""
+    with pytest.MonkeyPatch.context() as mp:
+        # prepgen must find credentials through boto3's own chain, as in production; and a developer's
+        # ~/.aws config (profiles, endpoints, regions) must not leak into the tests.
+        mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        nowhere = tmp_path_factory.mktemp("aws") / "none"
+        mp.setenv("AWS_CONFIG_FILE", str(nowhere))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere))
+        mp.delenv("AWS_PROFILE", raising=False)
+        mp.delenv("AWS_SESSION_TOKEN", raising=False)
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        server = S3Server(Path(tmp_path_factory.mktemp("seaweedfs")))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3bucket(s3server: S3Server) -> str:
+    """A fresh, empty bucket on the session server (restarted first if an earlier test killed it)."""
+    if not s3server.alive:
+        s3server.start()
+    name = f"prepgen-{uuid.uuid4().hex[:12]}"
+    s3server.client().create_bucket(Bucket=name)
+    return name

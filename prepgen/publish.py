@@ -1,0 +1,852 @@
+"""Publish a build dir to S3-compatible storage or a local web root; list cortes; roll back.
+
+The protocol is written up in ``docs/PUBLISHING.md``. In short: immutable objects first, then stable pages,
+then the corte's record under ``_prepgen/cortes/<corte_id>/`` (its manifest last, so "manifest exists" means
+"corte complete"), then the pointer ``json/main.json`` last of all. Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import PublishError
+from .headers import CACHE_CONTROL, IMMUTABLE, PAGE, POINTER
+
+POINTER_PATH = "json/main.json"
+RECORD_PREFIX = "_prepgen/cortes/"
+MANIFEST_NAME = "manifest.json"
+ARCHIVE_NAME = "paginas.tar.gz"
+POINTER_COPY_NAME = "main.json"
+# Record objects are rewritten only when a corte is re-published, but must never be served stale to a
+# rollback or a list run through a CDN.
+RECORD_CACHE_CONTROL = "no-cache"
+COMPRESSIBLE_TYPES = ("text/html", "application/json", "text/css", "text/javascript", "image/svg+xml")
+
+Progress = Callable[[str, int, int], None]
+"""``progress(path, done, total)``: called from worker threads after each confirmed upload."""
+
+
+# --------------------------------------------------------------------------------------------- storage
+
+
+class StorageError(Exception):
+    """A storage operation failed after the storage's own retries; ``what`` says which one."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason
+
+
+class Storage(Protocol):
+    """What publish needs from a target. Keys are site paths relative to the target root."""
+
+    description: str
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes as stored-decoded (plain), or None when it does not exist."""
+        ...
+
+    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+        """Store one object atomically (a reader sees the old or the new bytes, never a part)."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Every key under prefix (not used on the publish hot path)."""
+        ...
+
+    def barrier(self) -> None:
+        """Make every put so far durable before the next one (ordering for crash consistency)."""
+        ...
+
+
+def _check_key(key: str) -> str:
+    # Keys come from manifests, and a rollback reads manifests back from the target: never let one escape.
+    parts = key.split("/")
+    if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise PublishError(f"refusing unsafe path {key!r} in a manifest")
+    return key
+
+
+class S3Storage:
+    """``s3://BUCKET/PREFIX`` through boto3; credentials come only from boto3's own chain."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        endpoint_url: str | None = None,
+        threads: int = 16,
+        compress: bool = False,
+        max_attempts: int = 5,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        bucket, prefix = parse_s3_target(target)
+        self.bucket = bucket
+        self.prefix = prefix
+        self.compress = compress
+        self.description = target + (f" ({endpoint_url})" if endpoint_url else "")
+        # Standard retry mode backs off exponentially on 5xx, throttling and connection errors, so a blip
+        # in storage costs seconds, not the corte. The pool must fit every worker or threads queue on it.
+        config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=max(threads, 10),
+        )
+        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + _check_key(key)
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            data: bytes = response["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise StorageError(f"reading {key}", _client_error_text(exc)) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"reading {key}", str(exc)) from None
+        if response.get("ContentEncoding") == "gzip":
+            data = gzip.decompress(data)
+        return data
+
+    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra: dict[str, str] = {}
+        if self.compress and content_type.startswith(COMPRESSIBLE_TYPES):
+            # mtime=0: identical input gives identical bytes, so ETags stay stable across republishes.
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+            extra["ContentEncoding"] = "gzip"
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ContentType=content_type,
+                CacheControl=cache_control,
+                **extra,
+            )
+        except ClientError as exc:
+            raise StorageError(f"uploading {key}", _client_error_text(exc)) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"uploading {key}", str(exc)) from None
+
+    def list(self, prefix: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        keys: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
+        except ClientError as exc:
+            raise StorageError(f"listing {prefix}", _client_error_text(exc)) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"listing {prefix}", str(exc)) from None
+        return keys
+
+    def barrier(self) -> None:
+        # A PUT that returned 200 is durable on S3: nothing to flush.
+        pass
+
+
+def _client_error_text(exc: Any) -> str:
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return f"{err.get('Code', 'error')} {status or ''}: {err.get('Message', '')}".strip()
+
+
+def parse_s3_target(target: str) -> tuple[str, str]:
+    rest = target[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise PublishError(f"{target}: no bucket; expected s3://BUCKET or s3://BUCKET/PREFIX")
+    prefix = prefix.strip("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+class DirStorage:
+    """A local web root (self-hosting behind nginx/apache). Files are written plain, never pre-compressed,
+    so the web server serves exactly the manifest's bytes and does its own content negotiation."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.description = str(self.root)
+        # mkstemp creates 0600 files; the web server runs as another user and must be able to read them.
+        umask = os.umask(0)
+        os.umask(umask)
+        self.file_mode = 0o666 & ~umask
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / _check_key(key)).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"reading {key}", exc.strerror or str(exc)) from None
+
+    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+        # Headers are the web server's job here (`prepgen config nginx`), from the same table.
+        path = self.root / _check_key(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Same dir, so os.replace is an atomic rename: readers see the old file or the new one.
+            # A dot name keeps a leftover from a killed run out of directory listings and nginx's way.
+            tmp = path.parent / f".{path.name}.prepgen-{os.getpid()}-{threading.get_ident()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"writing {key}", exc.strerror or str(exc)) from None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        return [
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ]
+
+    def barrier(self) -> None:
+        # One sync instead of an fsync per file: everything before the barrier (objects, then the record)
+        # reaches the disk before the manifest/pointer that vouch for it, which is the ordering that matters
+        # after a power cut. A killed process needs no flush at all (the page cache survives it).
+        os.sync()
+
+
+def open_storage(
+    target: str | Storage, *, endpoint_url: str | None = None, threads: int = 16, compress: bool = False
+) -> Storage:
+    """``s3://bucket/prefix`` → S3Storage, a path → DirStorage; a Storage object is used as given."""
+    if not isinstance(target, str):
+        return target
+    if target.startswith("s3://"):
+        return S3Storage(target, endpoint_url=endpoint_url, threads=threads, compress=compress)
+    if "://" in target:
+        raise PublishError(f"{target}: unsupported target; use s3://BUCKET/PREFIX or a local directory")
+    return DirStorage(target)
+
+
+# --------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class PublishResult:
+    target: str
+    corte_id: str
+    previous_corte_id: str | None
+    uploaded: int = 0  # site objects written (immutable + page + pointer)
+    uploaded_bytes: int = 0
+    skipped: int = 0  # unchanged against the live manifest
+    skipped_bytes: int = 0
+    resumed: int = 0  # already confirmed by an interrupted run's journal
+    record_objects: int = 0  # _prepgen/cortes/<id>/ objects written
+    seconds: float = 0.0
+    dry_run: bool = False
+    uploaded_paths: list[str] = field(default_factory=list, repr=False)
+
+    def __str__(self) -> str:
+        verb = "would upload" if self.dry_run else "uploaded"
+        resumed = f", {self.resumed} already done by an interrupted run" if self.resumed else ""
+        return (
+            f"corte {self.corte_id} → {self.target}: {verb} {self.uploaded} objects "
+            f"({_human(self.uploaded_bytes)}), skipped {self.skipped} unchanged ({_human(self.skipped_bytes)})"
+            f"{resumed}, {self.seconds:.1f} s"
+        )
+
+
+@dataclass(frozen=True)
+class CorteInfo:
+    corte_id: str
+    corte: str | None
+    corte_texto: str | None
+    files: int
+    live: bool
+
+    def __str__(self) -> str:
+        mark = "*" if self.live else " "
+        return f"{mark} {self.corte_id}  {self.corte_texto or self.corte or ''}  ({self.files} files)"
+
+
+@dataclass
+class RollbackResult:
+    target: str
+    corte_id: str
+    previous_corte_id: str | None
+    pages: int = 0
+    uploaded_bytes: int = 0
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"rolled back {self.target} from {self.previous_corte_id} to {self.corte_id}: "
+            f"{self.pages} pages re-uploaded ({_human(self.uploaded_bytes)}) + pointer, {self.seconds:.1f} s"
+        )
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _record_key(corte_id: str, name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", corte_id):
+        raise PublishError(f"invalid corte id {corte_id!r}; expected e.g. 20210607_2000")
+    return f"{RECORD_PREFIX}{corte_id}/{name}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _loads(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise PublishError(f"{what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise PublishError(f"{what} is not a JSON object")
+    return value
+
+
+class _Target:
+    """A storage plus the live state read from it, with every storage failure turned into one line."""
+
+    def __init__(self, storage: Storage, action: str) -> None:
+        self.storage = storage
+        self.action = action  # what the operator reruns
+        self.live_id: str | None = None
+
+    def fail(self, exc: StorageError) -> PublishError:
+        live = f"the live corte is still {self.live_id}" if self.live_id else "the live site was not changed"
+        return PublishError(
+            f"{self.storage.description}: {exc.what} failed ({exc.reason}); {live}; rerun {self.action} when storage is back"
+        )
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.storage.get(key)
+        except StorageError as exc:
+            raise self.fail(exc) from None
+
+    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        try:
+            self.storage.put(key, data, content_type=content_type, cache_control=cache_control)
+        except StorageError as exc:
+            raise self.fail(exc) from None
+
+    def barrier(self) -> None:
+        try:
+            self.storage.barrier()
+        except OSError as exc:
+            raise self.fail(StorageError("flushing to disk", str(exc))) from None
+
+    def read_live(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(live pointer, live manifest or an empty one). Two GETs, no listing."""
+        raw = self.get(POINTER_PATH)
+        if raw is None:
+            return None, {"files": {}}
+        try:
+            pointer = _loads(raw, f"{self.storage.description}: live {POINTER_PATH}")
+        except PublishError:
+            # Not ours (or damaged): diff against nothing, i.e. upload everything; still safe.
+            return None, {"files": {}}
+        live_id = pointer.get("corte_id")
+        if not isinstance(live_id, str):
+            return pointer, {"files": {}}
+        self.live_id = live_id
+        manifest_raw = self.get(_record_key(live_id, MANIFEST_NAME))
+        if manifest_raw is None:
+            return pointer, {"files": {}}
+        return pointer, _loads(manifest_raw, f"{self.storage.description}: manifest of corte {live_id}")
+
+
+def _run_pool(
+    target: _Target,
+    jobs: list[tuple[str, Callable[[], None]]],
+    threads: int,
+    on_done: Callable[[str], None],
+) -> None:
+    """Run put jobs on a bounded pool; stop handing out work at the first failure and raise it."""
+    if not jobs:
+        return
+    abort = threading.Event()
+
+    def run(path: str, job: Callable[[], None]) -> None:
+        if abort.is_set():
+            return
+        try:
+            job()
+        except BaseException:
+            abort.set()
+            raise
+        on_done(path)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="prepgen-publish") as pool:
+        futures = [pool.submit(run, path, job) for path, job in jobs]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:
+            # Ctrl-C while waiting: let in-flight uploads finish, start no new ones.
+            abort.set()
+            raise
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            abort.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise failed.exception()  # type: ignore[misc]
+
+
+class _Journal:
+    """Resume journal in the build dir: (path, sha256) of every upload confirmed for one pending corte.
+
+    The header pins the corte being published and the live corte it was diffed against; if either changed
+    (another publish or a rollback happened meanwhile), the old entries no longer describe the target."""
+
+    def __init__(self, build_dir: Path, target_id: str, corte_id: str, base_id: str | None) -> None:
+        digest = hashlib.sha256(target_id.encode()).hexdigest()[:16]
+        self.path = build_dir / ".prepgen" / f"publish-journal-{digest}.jsonl"
+        self.header = {"target": target_id, "corte_id": corte_id, "base": base_id}
+        self.done: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._fh: io.TextIOWrapper | None = None
+
+    def load(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        try:
+            if not lines or json.loads(lines[0]) != self.header:
+                return
+        except ValueError:
+            return
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+                self.done[entry["p"]] = entry["s"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a kill: that upload is simply redone
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.done:
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        else:
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            self._fh.write(json.dumps(self.header) + "\n")
+            self._fh.flush()
+
+    def confirm(self, path: str, sha: str) -> None:
+        # Flushed per line (no fsync): it must survive the publishing process being killed; after a power
+        # cut a lost line only means one redundant upload.
+        with self._lock:
+            self.done[path] = sha
+            if self._fh is not None:
+                self._fh.write(json.dumps({"p": path, "s": sha}) + "\n")
+                self._fh.flush()
+
+    def close(self, *, finished: bool) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if finished:
+            self.path.unlink(missing_ok=True)
+
+
+def _target_id(storage: Storage) -> str:
+    if isinstance(storage, DirStorage):
+        return str(storage.root.resolve())
+    return storage.description
+
+
+def _make_archive(members: Iterable[tuple[str, str, bytes]]) -> bytes:
+    """tar.gz of pages, one member ``<sha256>/<path>`` each: by content, so a re-published corte's
+    archive can keep both old and new bytes of a page, and rollback looks a page up by (path, sha)."""
+    buf = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path, sha, data in sorted(members):
+            info = tarfile.TarInfo(f"{sha}/{path}")
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _read_archive(data: bytes) -> dict[tuple[str, str], bytes]:
+    out: dict[tuple[str, str], bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            sha, _, path = info.name.partition("/")
+            fh = tar.extractfile(info)
+            if fh is not None:
+                out[(path, sha)] = fh.read()
+    return out
+
+
+def _read_build(build_dir: Path) -> tuple[bytes, dict[str, Any]]:
+    path = build_dir / ".prepgen" / "manifest.json"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PublishError(f"{path}: no build manifest; run `prepgen build` first") from None
+    manifest = _loads(raw, str(path))
+    if not isinstance(manifest.get("corte_id"), str) or not isinstance(manifest.get("files"), dict):
+        raise PublishError(f"{path}: not a prepgen build manifest (corte_id/files missing)")
+    for name, entry in manifest["files"].items():
+        _check_key(name)
+        if entry.get("class") not in CACHE_CONTROL:
+            raise PublishError(f"{path}: {name} has unknown class {entry.get('class')!r}")
+    if manifest["files"].get(POINTER_PATH, {}).get("class") != POINTER:
+        raise PublishError(f"{path}: the build has no {POINTER_PATH} pointer")
+    return raw, manifest
+
+
+def _read_file(build_dir: Path, path: str, sha: str) -> bytes:
+    try:
+        data = (build_dir / path).read_bytes()
+    except OSError as exc:
+        raise PublishError(f"{build_dir / path}: cannot read ({exc.strerror}); rebuild and rerun") from None
+    # Cheap next to an upload, and catches a build dir rewritten underneath us.
+    if _sha256(data) != sha:
+        raise PublishError(f"{build_dir / path}: bytes differ from the build manifest; rebuild and rerun")
+    return data
+
+
+# --------------------------------------------------------------------------------------------- publish
+
+
+def publish(
+    build_dir: str | os.PathLike[str],
+    target: str | Storage,
+    *,
+    endpoint_url: str | None = None,
+    dry_run: bool = False,
+    threads: int = 16,
+    progress: Progress | None = None,
+    compress: bool = False,
+) -> PublishResult:
+    """Upload what changed in ``build_dir`` against the live corte on ``target``; flip the pointer last.
+
+    ``target`` is ``s3://BUCKET/PREFIX`` or a local web root (or a Storage). ``compress`` stores html/json/
+    css/js/svg gzip-encoded (``Content-Encoding: gzip``) on S3; a web root is always written plain.
+    """
+    started = time.monotonic()
+    build = Path(build_dir)
+    _, manifest = _read_build(build)
+    corte_id: str = manifest["corte_id"]
+    storage = open_storage(target, endpoint_url=endpoint_url, threads=threads, compress=compress)
+    t = _Target(storage, "publish")
+    _, live = t.read_live()
+    live_files: dict[str, dict[str, Any]] = live.get("files", {}) or {}
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    result = PublishResult(
+        target=storage.description, corte_id=corte_id, previous_corte_id=t.live_id, dry_run=dry_run
+    )
+
+    def changed(path: str) -> bool:
+        return live_files.get(path, {}).get("sha256") != files[path]["sha256"]
+
+    # origen: whose archive holds this page's bytes. Unchanged pages keep the live corte's answer.
+    record_files: dict[str, dict[str, Any]] = {}
+    for path, entry in files.items():
+        entry = dict(entry)
+        if entry["class"] == PAGE:
+            previous = live_files.get(path, {})
+            entry["origen"] = corte_id if changed(path) else previous.get("origen", t.live_id or corte_id)
+        record_files[path] = entry
+
+    todo = {p: e for p, e in files.items() if changed(p)}
+    for path, entry in files.items():
+        if path not in todo:
+            result.skipped += 1
+            result.skipped_bytes += int(entry.get("size", 0))
+
+    pointer_changed = POINTER_PATH in todo or t.live_id != corte_id
+    if not todo and not pointer_changed:
+        result.seconds = time.monotonic() - started
+        return result
+
+    if dry_run:
+        for path, entry in todo.items():
+            result.uploaded += 1
+            result.uploaded_bytes += int(entry.get("size", 0))
+            result.uploaded_paths.append(path)
+        result.seconds = time.monotonic() - started
+        return result
+
+    journal = _Journal(build, _target_id(storage), corte_id, t.live_id)
+    journal.load()
+    journal.open()
+    counter_lock = threading.Lock()
+    total = len(todo)
+    done_count = 0
+
+    def confirmed(path: str) -> None:
+        nonlocal done_count
+        entry = files[path]
+        with counter_lock:
+            done_count += 1
+            n = done_count
+            result.uploaded += 1
+            result.uploaded_bytes += int(entry.get("size", 0))
+            result.uploaded_paths.append(path)
+        journal.confirm(path, entry["sha256"])
+        if progress is not None:
+            progress(path, n, total)
+
+    def site_job(path: str) -> Callable[[], None]:
+        entry = files[path]
+
+        def job() -> None:
+            data = _read_file(build, path, entry["sha256"])
+            t.put(path, data, entry["type"], CACHE_CONTROL[entry["class"]])
+
+        return job
+
+    def phase(cls: str) -> None:
+        nonlocal done_count
+        jobs = []
+        for path, entry in sorted(todo.items()):
+            if entry["class"] != cls:
+                continue
+            if journal.done.get(path) == entry["sha256"]:
+                result.resumed += 1
+                with counter_lock:
+                    done_count += 1
+                continue
+            jobs.append((path, site_job(path)))
+        _run_pool(t, jobs, threads, confirmed)
+
+    finished = False
+    try:
+        # Immutable data first, all confirmed: the pages and the pointer that name them come after.
+        phase(IMMUTABLE)
+        # Stable pages are overwritten in place once every object they (and their scripts) may load exists.
+        phase(PAGE)
+        t.barrier()
+        _write_record(t, build, corte_id, manifest, record_files, files, journal, result)
+        if pointer_changed and journal.done.get(POINTER_PATH) != files[POINTER_PATH]["sha256"]:
+            t.barrier()
+            entry = files[POINTER_PATH]
+            t.put(
+                POINTER_PATH,
+                _read_file(build, POINTER_PATH, entry["sha256"]),
+                entry["type"],
+                CACHE_CONTROL[POINTER],
+            )
+            t.barrier()
+            confirmed(POINTER_PATH)
+        elif pointer_changed:
+            result.resumed += 1
+        finished = True
+    finally:
+        journal.close(finished=finished)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _write_record(
+    t: _Target,
+    build: Path,
+    corte_id: str,
+    manifest: dict[str, Any],
+    record_files: dict[str, dict[str, Any]],
+    files: dict[str, dict[str, Any]],
+    journal: _Journal,
+    result: PublishResult,
+) -> None:
+    """``_prepgen/cortes/<id>/``: archive and pointer copy, then the manifest (its existence = complete)."""
+    members = {
+        (path, entry["sha256"]): _read_file(build, path, entry["sha256"])
+        for path, entry in record_files.items()
+        if entry["class"] == PAGE and entry.get("origen") == corte_id
+    }
+    archive_key = _record_key(corte_id, ARCHIVE_NAME)
+    manifest_key = _record_key(corte_id, MANIFEST_NAME)
+    # Re-publishing a corte that already has a record (a rebuilt corte, or one rolled back from): keep the
+    # old archive's pages too, so the old manifest stays restorable until the new one replaces it.
+    if journal.done.get(archive_key) is None and t.get(manifest_key) is not None:
+        old = t.get(archive_key)
+        if old is not None:
+            for key, data in _read_archive(old).items():
+                members.setdefault(key, data)
+    record = {k: v for k, v in manifest.items() if k != "files"}
+    record["files"] = record_files
+    objects = [
+        (archive_key, _make_archive((p, s, d) for (p, s), d in members.items()), "application/gzip"),
+        (
+            _record_key(corte_id, POINTER_COPY_NAME),
+            _read_file(build, POINTER_PATH, files[POINTER_PATH]["sha256"]),
+            "application/json",
+        ),
+    ]
+    for key, data, ctype in objects:
+        sha = _sha256(data)
+        if journal.done.get(key) == sha:
+            continue
+        t.put(key, data, ctype, RECORD_CACHE_CONTROL)
+        journal.confirm(key, sha)
+        result.record_objects += 1
+    t.barrier()
+    data = json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    if journal.done.get(manifest_key) != _sha256(data):
+        t.put(manifest_key, data, "application/json", RECORD_CACHE_CONTROL)
+        journal.confirm(manifest_key, _sha256(data))
+        result.record_objects += 1
+
+
+# --------------------------------------------------------------------------------------------- cortes
+
+
+def list_cortes(
+    target: str | Storage, *, endpoint_url: str | None = None, threads: int = 16
+) -> list[CorteInfo]:
+    """Complete cortes on ``target`` (those whose manifest exists), newest first; ``live`` marks the one
+    the pointer names."""
+    storage = open_storage(target, endpoint_url=endpoint_url, threads=threads)
+    t = _Target(storage, "cortes")
+    pointer_raw = t.get(POINTER_PATH)
+    live_id = None
+    if pointer_raw is not None:
+        try:
+            live_id = json.loads(pointer_raw).get("corte_id")
+        except (ValueError, AttributeError):
+            live_id = None
+    t.live_id = live_id
+    try:
+        keys = storage.list(RECORD_PREFIX)
+    except StorageError as exc:
+        raise t.fail(exc) from None
+    ids = sorted(
+        {k[len(RECORD_PREFIX) :].split("/")[0] for k in keys if k.endswith("/" + MANIFEST_NAME)},
+        reverse=True,
+    )
+
+    def info(cid: str) -> CorteInfo:
+        raw = t.get(_record_key(cid, MANIFEST_NAME))
+        m = _loads(raw, f"manifest of corte {cid}") if raw else {}
+        return CorteInfo(cid, m.get("corte"), m.get("corte_texto"), len(m.get("files", {})), cid == live_id)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, 8))) as pool:
+        return list(pool.map(info, ids))
+
+
+def rollback(
+    corte_id: str,
+    target: str | Storage,
+    *,
+    endpoint_url: str | None = None,
+    threads: int = 16,
+    progress: Progress | None = None,
+    all_pages: bool = False,
+) -> RollbackResult:
+    """Make ``corte_id`` live again: restore the stable pages whose bytes differ (from the corte archives
+    named by each page's ``origen``), then write that corte's pointer — one pointer write.
+
+    ``all_pages`` restores every page of the corte, for when the target's pages may not match its live
+    manifest (an interrupted publish that was never rerun)."""
+    started = time.monotonic()
+    storage = open_storage(target, endpoint_url=endpoint_url, threads=threads)
+    t = _Target(storage, "rollback")
+    _, live = t.read_live()
+    result = RollbackResult(target=storage.description, corte_id=corte_id, previous_corte_id=t.live_id)
+    raw = t.get(_record_key(corte_id, MANIFEST_NAME))
+    if raw is None:
+        raise PublishError(
+            f"{storage.description}: corte {corte_id} is unknown or incomplete (no manifest); "
+            f"`prepgen cortes` lists the cortes you can roll back to"
+        )
+    wanted = _loads(raw, f"manifest of corte {corte_id}")
+    pointer = t.get(_record_key(corte_id, POINTER_COPY_NAME))
+    if pointer is None:
+        raise PublishError(f"{storage.description}: corte {corte_id} has no saved pointer; cannot roll back")
+    live_files: dict[str, dict[str, Any]] = live.get("files", {}) or {}
+    pages = {
+        path: entry
+        for path, entry in wanted.get("files", {}).items()
+        if entry.get("class") == PAGE
+        and (all_pages or live_files.get(path, {}).get("sha256") != entry["sha256"])
+    }
+    # Fetch every byte before writing anything: a missing archive must not leave a half-rolled-back site.
+    by_origin: dict[str, list[str]] = {}
+    for path, entry in pages.items():
+        by_origin.setdefault(str(entry.get("origen", corte_id)), []).append(path)
+    contents: dict[str, bytes] = {}
+    for origin, paths in by_origin.items():
+        archive = t.get(_record_key(origin, ARCHIVE_NAME))
+        members = _read_archive(archive) if archive is not None else {}
+        for path in paths:
+            data = members.get((path, pages[path]["sha256"]))
+            if data is None or _sha256(data) != pages[path]["sha256"]:
+                raise PublishError(
+                    f"{storage.description}: page {path} of corte {corte_id} is missing from the archive of "
+                    f"corte {origin}; cannot roll back (the live corte is still {t.live_id})"
+                )
+            contents[path] = data
+
+    lock = threading.Lock()
+
+    def done(path: str) -> None:
+        with lock:
+            result.pages += 1
+            result.uploaded_bytes += len(contents[path])
+            n = result.pages
+        if progress is not None:
+            progress(path, n, len(pages))
+
+    def job(path: str) -> Callable[[], None]:
+        entry = pages[path]
+        return lambda: t.put(path, contents[path], entry["type"], CACHE_CONTROL[PAGE])
+
+    _run_pool(t, [(p, job(p)) for p in sorted(pages)], threads, done)
+    t.barrier()
+    t.put(POINTER_PATH, pointer, "application/json", CACHE_CONTROL[POINTER])
+    t.barrier()
+    result.seconds = time.monotonic() - started
+    return result

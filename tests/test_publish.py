@@ -1,0 +1,383 @@
+"""publish / list_cortes / rollback against a real SeaweedFS S3 server and a local web root."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakebuild import FakeSite, changed_paths
+from s3server import S3Server
+
+from prepgen.errors import PublishError
+from prepgen.headers import CACHE_CONTROL
+from prepgen.publish import (
+    S3Storage,
+    list_cortes,
+    publish,
+    rollback,
+)
+
+C1, C2, C3, C4 = "20210606_2240", "20210607_1320", "20210607_2000", "20210608_0800"
+FIG1 = {"0001": 10, "0002": 20, "0003": 30, "0004": 40}
+FIG2 = {"0001": 11, "0002": 20, "0003": 30, "0004": 40}
+FIG3 = {"0001": 11, "0002": 20, "0003": 33, "0004": 44}
+FIG4 = {"0001": 12, "0002": 20, "0003": 33, "0004": 44}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Reader:
+    """A reader of the published site: plain bytes of a key, or None for a 404."""
+
+    def __init__(self, get: Callable[[str], bytes | None]) -> None:
+        self.get = get
+
+    def pointer(self) -> dict[str, Any] | None:
+        raw = self.get("json/main.json")
+        return json.loads(raw) if raw is not None else None
+
+    def manifest(self, corte_id: str) -> dict[str, Any] | None:
+        raw = self.get(f"_prepgen/cortes/{corte_id}/manifest.json")
+        return json.loads(raw) if raw is not None else None
+
+
+def s3_reader(server: S3Server, bucket: str, prefix: str = "") -> Reader:
+    client = server.client(max_pool_connections=4)
+
+    def get(key: str) -> bytes | None:
+        try:
+            response = client.get_object(Bucket=bucket, Key=prefix + key)
+        except client.exceptions.NoSuchKey:
+            return None
+        data = response["Body"].read()
+        return gzip.decompress(data) if response.get("ContentEncoding") == "gzip" else data
+
+    return Reader(get)
+
+
+def dir_reader(root: Path) -> Reader:
+    def get(key: str) -> bytes | None:
+        try:
+            return (root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return Reader(get)
+
+
+@pytest.fixture(params=["s3", "dir"])
+def site_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None, Reader]:
+    """(target, endpoint_url, reader) for each storage kind."""
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3server")
+        bucket: str = request.getfixturevalue("s3bucket")
+        return f"s3://{bucket}/prep2021", server.endpoint_url, s3_reader(server, bucket, "prep2021/")
+    root = tmp_path / "www"
+    return str(root), None, dir_reader(root)
+
+
+def test_successive_cortes_upload_exactly_the_changed_set(
+    site_target: tuple[str, str | None, Reader], tmp_path: Path
+) -> None:
+    target, endpoint, reader = site_target
+    site = FakeSite(tmp_path / "builds")
+    previous = None
+    for corte_id, figures in ((C1, FIG1), (C2, FIG2), (C3, FIG3)):
+        build = site.build(corte_id, figures)
+        manifest = site.manifests[corte_id]
+        result = publish(build, target, endpoint_url=endpoint, threads=4)
+        assert reader.pointer()["corte_id"] == corte_id  # type: ignore[index]
+        expected = changed_paths(previous, manifest)
+        assert set(result.uploaded_paths) == expected
+        assert result.uploaded == len(expected)
+        assert result.skipped == len(manifest["files"]) - len(expected)
+        assert result.previous_corte_id == (previous["corte_id"] if previous else None)
+        # Every file of the corte is on the target with the build's bytes.
+        for path, entry in manifest["files"].items():
+            assert sha(reader.get(path) or b"") == entry["sha256"], path
+        assert not list((build / ".prepgen").glob("publish-journal-*")), "journal left after success"
+        again = publish(build, target, endpoint_url=endpoint)
+        assert (again.uploaded, again.record_objects, again.uploaded_bytes) == (0, 0, 0)
+        assert again.skipped == len(manifest["files"])
+        previous = manifest
+    # C2 changed one section: its page + JSON, the election JSON, pointer and the pages above section level.
+    c2 = changed_paths(site.manifests[C1], site.manifests[C2])
+    assert "gob/seccion/0001/index.html" in c2 and "gob/seccion/0002/index.html" not in c2
+    assert not any(p.startswith("static/") for p in c2)
+
+
+def test_dry_run_writes_nothing(site_target: tuple[str, str | None, Reader], tmp_path: Path) -> None:
+    target, endpoint, reader = site_target
+    build = FakeSite(tmp_path / "builds").build(C1, FIG1)
+    result = publish(build, target, endpoint_url=endpoint, dry_run=True)
+    assert result.dry_run and result.uploaded == len(
+        json.loads((build / ".prepgen/manifest.json").read_text())["files"]
+    )
+    assert "would upload" in str(result)
+    assert reader.pointer() is None
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_headers_per_class_come_back_on_get(
+    s3server: S3Server, s3bucket: str, tmp_path: Path, compress: bool
+) -> None:
+    site = FakeSite(tmp_path / "builds")
+    build = site.build(C1, FIG1)
+    publish(build, f"s3://{s3bucket}", endpoint_url=s3server.endpoint_url, compress=compress)
+    client = s3server.client()
+    seen = set()
+    for path, entry in site.manifests[C1]["files"].items():
+        response = client.get_object(Bucket=s3bucket, Key=path)
+        assert response["ContentType"] == entry["type"], path
+        assert response["CacheControl"] == CACHE_CONTROL[entry["class"]], path
+        body = response["Body"].read()
+        if compress:
+            assert response.get("ContentEncoding") == "gzip", path
+            body = gzip.decompress(body)
+        else:
+            assert "ContentEncoding" not in response, path
+        assert sha(body) == entry["sha256"]
+        seen.add(entry["class"])
+    assert seen == {"pointer", "immutable", "page"}
+
+
+def test_reader_never_sees_a_404_or_a_mix(
+    site_target: tuple[str, str | None, Reader], tmp_path: Path
+) -> None:
+    """A reader polls the pointer and follows every path of the corte it names while cortes go out."""
+    target, endpoint, reader = site_target
+    site = FakeSite(tmp_path / "builds")
+    cortes = [(C1, FIG1), (C2, FIG2), (C3, FIG3), (C4, FIG4)]
+    builds = [site.build(cid, fig, bulk=40) for cid, fig in cortes]
+    order = [cid for cid, _ in cortes]
+    publish(builds[0], target, endpoint_url=endpoint)
+    problems: list[str] = []
+    stop = threading.Event()
+    rounds = {"n": 0, "cortes": set()}
+
+    def read_loop() -> None:
+        while not stop.is_set():
+            pointer = reader.pointer()
+            if pointer is None:
+                problems.append("pointer 404")
+                return
+            cid = pointer["corte_id"]
+            manifest = reader.manifest(cid)
+            if manifest is None:
+                problems.append(f"pointer names {cid} but its manifest is missing")
+                return
+            # The JSON tree named by the pointer is exactly the corte's (content-addressed: no mix).
+            election = json.loads(reader.get(pointer["elecciones"][0]["json"].lstrip("/")) or b"null")
+            if election is None or election["corte"] != cid:
+                problems.append(f"election JSON of {cid} missing or from another corte")
+            for path, entry in manifest["files"].items():
+                data = reader.get(path)
+                if data is None:
+                    problems.append(f"404 on {path} while {cid} is live")
+                    continue
+                if entry["class"] == "immutable" and sha(data) != entry["sha256"]:
+                    problems.append(f"{path} differs from corte {cid}")
+                if entry["class"] == "page":
+                    # Accepted: a page may already be the next corte's (overwritten before the pointer
+                    # flips), never an older one's.
+                    allowed = {
+                        site.manifests[c]["files"].get(path, {}).get("sha256")
+                        for c in order[order.index(cid) :]
+                    }
+                    if sha(data) not in allowed:
+                        problems.append(f"{path} is older than live corte {cid}")
+            rounds["n"] += 1
+            rounds["cortes"].add(cid)  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=read_loop)
+    thread.start()
+    try:
+        for build in builds[1:]:
+            publish(build, target, endpoint_url=endpoint, threads=8)
+            time.sleep(0.05)
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        thread.join(timeout=60)
+    assert problems == []
+    assert rounds["n"] >= 2
+    assert len(rounds["cortes"]) >= 2, "the reader never overlapped a publish"  # type: ignore[arg-type]
+    assert reader.pointer()["corte_id"] == C4  # type: ignore[index]
+
+
+def test_storage_killed_mid_upload_then_resumed(s3server: S3Server, s3bucket: str, tmp_path: Path) -> None:
+    site = FakeSite(tmp_path / "builds")
+    target = f"s3://{s3bucket}/site"
+    reader = s3_reader(s3server, s3bucket, "site/")
+    publish(site.build(C1, FIG1), target, endpoint_url=s3server.endpoint_url)
+    build = site.build(C2, FIG2, bulk=300)
+    todo = changed_paths(site.manifests[C1], site.manifests[C2])
+
+    def kill_after_50(path: str, done: int, total: int) -> None:
+        if done == 50:
+            s3server.kill()
+
+    # Few retries so the dead storage is reported in seconds (the default backs off for longer).
+    storage = S3Storage(
+        target, endpoint_url=s3server.endpoint_url, threads=8, max_attempts=2, connect_timeout=1
+    )
+    try:
+        with pytest.raises(PublishError) as info:
+            publish(build, storage, threads=8, progress=kill_after_50)
+        message = str(info.value.message)
+        assert "\n" not in message and target in message
+        assert f"the live corte is still {C1}" in message and "rerun publish when storage is back" in message
+    finally:
+        if not s3server.alive:
+            s3server.start()
+    assert reader.pointer()["corte_id"] == C1  # type: ignore[index]
+    assert reader.manifest(C2) is None  # the interrupted corte is not complete
+    assert [c.corte_id for c in list_cortes(target, endpoint_url=s3server.endpoint_url)] == [C1]
+    with pytest.raises(PublishError, match="unknown or incomplete"):
+        rollback(C2, target, endpoint_url=s3server.endpoint_url)
+    journal = next((build / ".prepgen").glob("publish-journal-*.jsonl"))
+    confirmed = {json.loads(line)["p"] for line in journal.read_text().splitlines()[1:]}
+    assert 50 <= len(confirmed) < len(todo)
+
+    result = publish(build, target, endpoint_url=s3server.endpoint_url)
+    assert result.resumed == len(confirmed)
+    assert set(result.uploaded_paths) == todo - confirmed
+    assert reader.pointer()["corte_id"] == C2  # type: ignore[index]
+    for path, entry in site.manifests[C2]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+    assert not journal.exists()
+
+
+def test_publishing_process_killed_then_resumed_dir(tmp_path: Path) -> None:
+    site = FakeSite(tmp_path / "builds")
+    www = tmp_path / "www"
+    reader = dir_reader(www)
+    publish(site.build(C1, FIG1), str(www))
+    build = site.build(C2, FIG2, bulk=400)
+    todo = changed_paths(site.manifests[C1], site.manifests[C2])
+    # The sleep in progress only slows the child down enough to be killed mid-way.
+    code = (
+        "import sys, time\n"
+        "from prepgen.publish import publish\n"
+        "publish(sys.argv[1], sys.argv[2], threads=2, progress=lambda *a: time.sleep(0.005))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", code, str(build), str(www)], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(list((www / "json" / "gob").glob("*.json"))) < 80:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert reader.pointer()["corte_id"] == C1  # type: ignore[index]
+    assert reader.manifest(C2) is None
+    journal = next((build / ".prepgen").glob("publish-journal-*.jsonl"))
+    confirmed = {json.loads(line)["p"] for line in journal.read_text().splitlines()[1:] if line.endswith("}")}
+    assert confirmed and len(confirmed) < len(todo)
+
+    result = publish(build, str(www))
+    assert result.resumed == len(confirmed)
+    # A file written but not yet journaled when the kill landed is simply uploaded again.
+    assert set(result.uploaded_paths) == todo - confirmed
+    assert reader.pointer()["corte_id"] == C2  # type: ignore[index]
+    for path, entry in site.manifests[C2]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+    # Readable by the web server's user (a temp file from mkstemp would be 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (www / "index.html").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_list_cortes_and_rollback(site_target: tuple[str, str | None, Reader], tmp_path: Path) -> None:
+    target, endpoint, reader = site_target
+    site = FakeSite(tmp_path / "builds")
+    for corte_id, figures in ((C1, FIG1), (C2, FIG2), (C3, FIG3)):
+        publish(site.build(corte_id, figures), target, endpoint_url=endpoint)
+    cortes = list_cortes(target, endpoint_url=endpoint)
+    assert [c.corte_id for c in cortes] == [C3, C2, C1]
+    assert [c.live for c in cortes] == [True, False, False]
+    assert cortes[0].corte_texto == "07/06/2021 20:00 (UTC-5)"
+
+    with pytest.raises(PublishError, match="unknown or incomplete"):
+        rollback("20990101_0000", target, endpoint_url=endpoint)
+
+    result = rollback(C1, target, endpoint_url=endpoint)
+    # Pages that differ between C3 and C1: the ones above section level and sections 0001, 0003, 0004.
+    c1_pages = {p for p, e in site.manifests[C1]["files"].items() if e["class"] == "page"}
+    differing = {
+        p
+        for p in c1_pages
+        if site.manifests[C3]["files"][p]["sha256"] != site.manifests[C1]["files"][p]["sha256"]
+    }
+    assert result.pages == len(differing) and "gob/seccion/0002/index.html" not in differing
+    assert reader.pointer()["corte_id"] == C1  # type: ignore[index]
+    for path, entry in site.manifests[C1]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+    assert [c.corte_id for c in list_cortes(target, endpoint_url=endpoint) if c.live] == [C1]
+
+    # Roll forward to C2: its pages come from two archives (section 0002's bytes date from C1).
+    rollback(C2, target, endpoint_url=endpoint)
+    for path, entry in site.manifests[C2]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+    rollback(C1, target, endpoint_url=endpoint)
+
+    # The next publish diffs against the rolled-back (live) corte.
+    build4 = site.build(C4, FIG4)
+    result4 = publish(build4, target, endpoint_url=endpoint)
+    assert result4.previous_corte_id == C1
+    assert set(result4.uploaded_paths) == changed_paths(site.manifests[C1], site.manifests[C4])
+    for path, entry in site.manifests[C4]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+
+
+def test_republishing_a_rebuilt_corte_keeps_it_restorable(tmp_path: Path) -> None:
+    """Same corte id, new page bytes (e.g. a theme fix): the old record's pages stay in the archive."""
+    www = str(tmp_path / "www")
+    reader = dir_reader(tmp_path / "www")
+    publish(FakeSite(tmp_path / "a").build(C1, FIG1), www)
+    rebuilt = FakeSite(tmp_path / "b", theme="body{color:#000}")
+    publish(rebuilt.build(C1, FIG1), www)
+    publish(rebuilt.build(C2, FIG2), www)
+    rollback(C1, www)
+    for path, entry in rebuilt.manifests[C1]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+    # all_pages restores every page even where the live manifest says it already matches.
+    pages = [p for p, e in rebuilt.manifests[C1]["files"].items() if e["class"] == "page"]
+    assert rollback(C1, www, all_pages=True).pages == len(pages)
+
+
+def test_unreachable_storage_is_one_clear_line(tmp_path: Path) -> None:
+    build = FakeSite(tmp_path / "builds").build(C1, FIG1)
+    storage = S3Storage(
+        "s3://nobucket/x", endpoint_url="http://127.0.0.1:9", max_attempts=1, connect_timeout=1
+    )
+    with pytest.raises(PublishError) as info:
+        publish(build, storage)
+    message = info.value.message
+    assert "s3://nobucket/x" in message and "json/main.json" in message and "\n" not in message
+    assert "the live site was not changed" in message
+
+
+def test_missing_bucket_and_bad_targets(s3server: S3Server, tmp_path: Path) -> None:
+    build = FakeSite(tmp_path / "builds").build(C1, FIG1)
+    with pytest.raises(PublishError, match="NoSuchBucket"):
+        publish(build, "s3://prepgen-missing-bucket/x", endpoint_url=s3server.endpoint_url)
+    with pytest.raises(PublishError, match="unsupported target"):
+        publish(build, "ftp://example/x")
+    with pytest.raises(PublishError, match="no build manifest"):
+        publish(tmp_path, str(tmp_path / "www"))
