@@ -163,6 +163,141 @@ def serve(obj: Ctx, directory: Path | None, port: int, bind: str) -> None:
     run_serve(root, bind, port, obj.config.base_path, say=obj.say)
 
 
+def _target(obj: Ctx, to: str | None) -> str:
+    from .errors import ConfigError
+
+    target = to or obj.config.destino
+    if not target:
+        raise ConfigError("no target: pass --to s3://BUCKET/PREFIX or /path/to/webroot, or set [publicar] destino")
+    return target
+
+
+_to_option = click.option(
+    "--to", "to", default=None, help="s3://BUCKET/PREFIX or a local web root (default: [publicar] destino)."
+)
+_endpoint_option = click.option(
+    "--endpoint-url", default=None, help="S3-compatible endpoint (SeaweedFS, MinIO, R2); default: AWS."
+)
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_to_option
+@_endpoint_option
+@click.option("--dry-run", is_flag=True, default=False, help="Show what would be uploaded; change nothing.")
+@click.option("--threads", type=click.IntRange(1, 128), default=None, help="Concurrent uploads (default 16).")
+@click.option("--gzip", "compress", is_flag=True, default=False, help="Store text objects gzip-encoded (S3 only).")
+@pass_ctx
+def publish(
+    obj: Ctx, directory: Path | None, to: str | None, endpoint_url: str | None, dry_run: bool,
+    threads: int | None, compress: bool,
+) -> None:
+    """Publish a build: changed objects first, the pointer json/main.json last.
+
+    Credentials come from the environment / boto3's chain (never from options, never printed). A publish
+    interrupted by a storage failure exits 1 with the previous corte still live; rerun it to finish.
+
+    \b
+    Example:
+      prepgen publish build --to s3://resultados/prep2024 --endpoint-url http://127.0.0.1:8333
+      prepgen publish build --to /var/www/prep
+    """
+    from .publish import publish as run_publish
+
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, hilos=threads)
+    root = directory or _resolve(cfg, cfg.salida)
+    result = run_publish(
+        root, _target(obj, cfg.destino), endpoint_url=cfg.endpoint_url, dry_run=dry_run, threads=cfg.hilos,
+        compress=compress,
+    )
+    obj.say(str(result))
+
+
+@main.command()
+@_to_option
+@_endpoint_option
+@pass_ctx
+def cortes(obj: Ctx, to: str | None, endpoint_url: str | None) -> None:
+    """List the complete cortes published on a target, newest first (* = live).
+
+    \b
+    Example:
+      prepgen cortes --to s3://resultados/prep2024
+    """
+    from .publish import list_cortes
+
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url)
+    found = list_cortes(_target(obj, cfg.destino), endpoint_url=cfg.endpoint_url)
+    if not found:
+        click.echo("no complete corte published on this target yet")
+    for info in found:
+        click.echo(str(info))
+
+
+@main.command()
+@click.argument("corte")
+@_to_option
+@_endpoint_option
+@click.option("--all-pages", is_flag=True, default=False,
+              help="Restore every page of the corte (after an interrupted publish that was never rerun).")
+@pass_ctx
+def rollback(obj: Ctx, corte: str, to: str | None, endpoint_url: str | None, all_pages: bool) -> None:
+    """Make an older complete corte live again (pages restored, then one pointer write).
+
+    CORTE is an id as `prepgen cortes` lists it, e.g. 20210607_1320.
+
+    \b
+    Example:
+      prepgen rollback 20210607_1320 --to s3://resultados/prep2024
+    """
+    from .publish import rollback as run_rollback
+
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url)
+    result = run_rollback(corte, _target(obj, cfg.destino), endpoint_url=cfg.endpoint_url, all_pages=all_pages)
+    obj.say(str(result))
+
+
+@main.command("config")
+@click.argument("kind", type=click.Choice(["nginx", "apache"]))
+@click.option("--root", default=None, help="Web root or build folder to serve (default: absolute build/).")
+@click.option("--base-path", default=None, help="URL prefix the site lives under (default: [sitio] base_path).")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address:port (or port) to listen on.")
+@click.option("--server-name", default="_", show_default=True)
+@click.option("--upstream", default=None,
+              help="nginx only: act as a caching proxy (CDN stand-in) in front of this S3 URL instead of a root.")
+@click.option("--frame-ancestors", default="'self'", show_default=True,
+              help="Who may frame pages (embeds under /embed/ may be framed anywhere).")
+@click.option("--cache-dir", default="/var/cache/nginx/prep", show_default=True, help="nginx proxy cache folder.")
+@pass_ctx
+def config_cmd(
+    obj: Ctx, kind: str, root: str | None, base_path: str | None, listen: str, server_name: str,
+    upstream: str | None, frame_ancestors: str, cache_dir: str,
+) -> None:
+    """Print a web server config that serves the site with the same headers as the S3 objects.
+
+    Includes the institute's rule for /json/main.json (Cache-Control: no-cache), immutable caching for
+    json/ and static/, security headers (CSP without unsafe-inline, frame-ancestors), gzip and rate limits.
+
+    \b
+    Example:
+      prepgen config nginx --root /var/www/prep > /etc/nginx/sites-available/prep
+      prepgen config nginx --upstream http://127.0.0.1:8333/resultados/prep2024/ --listen 8080
+    """
+    from .serverconf import server_config
+
+    cfg = obj.config
+    web_root = root or str(_resolve(cfg, cfg.salida).resolve())
+    click.echo(
+        server_config(
+            kind, root=web_root,
+            base_path=normalise_base_path(base_path) if base_path is not None else cfg.base_path,
+            listen=listen, server_name=server_name, upstream=upstream, frame_ancestors=frame_ancestors,
+            cache_dir=cache_dir,
+        ),
+        nl=False,
+    )
+
+
 def run() -> None:  # pragma: no cover - console entry
     main(prog_name="prepgen")
 
