@@ -63,6 +63,7 @@ CODIGO_INTEGRIDAD is a sha256 hex of (semilla, election, CLAVE_ACTA).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import hashlib
 import io
@@ -181,7 +182,7 @@ _ENTIDADES: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("ZACATECAS", 4, ("ZACATECAS", "FRESNILLO")),
 )
 _NAC_SECCIONES = 71_000
-_PSEUDO_DISTRITO = "Voto en el extranjero, anticipado y en prisión preventiva"
+_PSEUDO_DISTRITO = "Voto desde el extranjero / anticipado / en prisión preventiva"
 
 # Party base shares (per mille). Coahuila 2023-like and national 2024-like, not real results.
 _LEAN_COAH = (90, 430, 20, 90, 130, 30, 210)
@@ -410,6 +411,10 @@ class _Contienda:
     coaliciones: tuple[bool, ...]
     ci: bool
     filas: list[tuple[str, ...]] = field(default_factory=list)
+    celdas_combo: tuple[bool, ...] = ()  # per combination column: does its coalition run here
+
+    def __post_init__(self) -> None:
+        self.celdas_combo = tuple(a for a, c in zip(self.coaliciones, COALICIONES, strict=True) for _ in _combos(c))
 
 
 @dataclass
@@ -570,27 +575,26 @@ def _repartir(total: int, lean: tuple[int, ...], cont: _Contienda, hay_ci: bool,
     """Split ``total`` votes over the vote columns (None = cell not in this contest); sums to total."""
     nulos = total * (12 + d[0] % 36) // 1000
     cnr = d[1] % 4 if total >= 40 else 0
-    combos: list[int | None] = []
-    k = 2
-    for activa, coal in zip(cont.coaliciones, COALICIONES, strict=True):
-        for _ in range(len(_combos(coal))):
-            combos.append((d[k] % 9) // 4 if activa else None)
-            k += 1
-    ci: int | None = (total * (d[18] % 70) // 1000 if cont.ci else None) if hay_ci else None
+    # Combination marks are rare: 0-2 per casilla and combination, only where the coalition runs.
+    combos: list[int | None] = [(b % 9) // 4 if a else None for a, b in zip(cont.celdas_combo, d[2:10], strict=False)]
+    ci: int | None = None
+    if hay_ci and cont.ci:
+        ci = total * (d[18] % 70) // 1000
     resto = total - nulos - cnr - sum(x for x in combos if x) - (ci or 0)
     if resto < 0:  # tiny casillas: keep only parties and nulos
-        combos = [0 if x is not None else None for x in combos]
+        combos = [None if x is None else 0 for x in combos]
         cnr = 0
-        ci = 0 if ci is not None else None
+        ci = None if ci is None else 0
         resto = total - nulos
-    pesos = [w * (256 + d[10 + i]) for i, w in enumerate(lean)]
+    pesos = [w * (256 + b) for w, b in zip(lean, d[10:17], strict=False)]
     suma = sum(pesos)
-    partidos = [resto * w // suma for w in pesos]
-    partidos[pesos.index(max(pesos))] += resto - sum(partidos)
-    out: list[int | None] = [*partidos, *combos]
+    out: list[int | None] = [resto * w // suma for w in pesos]
+    out[pesos.index(max(pesos))] += resto - sum(out)  # type: ignore[operator]
+    out += combos
     if hay_ci:
         out.append(ci)
-    out += [cnr, nulos]
+    out.append(cnr)
+    out.append(nulos)
     return out
 
 
@@ -610,21 +614,24 @@ def _pct(num: int, den: int) -> str:
 
 
 class _Reloj:
-    """Formats seconds relative to the first corte as ``dd/mm/yyyy HH:MM:SS`` without datetime per row."""
+    """Formats seconds relative to the first corte as ``dd/mm/yyyy HH:MM:SS``.
+
+    Called three times per acta: a cached ``dd/mm/yyyy HH:MM:`` prefix per minute keeps it to a
+    divmod and a concatenation instead of a datetime per call."""
+
+    _SEG = tuple(f"{i:02d}" for i in range(60))
 
     def __init__(self, inicio: datetime) -> None:
         self.dia0 = inicio.date()
-        self.seg0 = inicio.hour * 3600 + inicio.minute * 60
-        self._dias: dict[int, str] = {}
+        self.inicio = inicio.replace(second=0, microsecond=0)
+        self._min: dict[int, str] = {}
 
     def __call__(self, seg: int) -> str:
-        dia, s = divmod(self.seg0 + seg, 86400)
-        ds = self._dias.get(dia)
-        if ds is None:
-            ds = self._dias[dia] = (self.dia0 + timedelta(days=dia)).strftime("%d/%m/%Y")
-        h, s = divmod(s, 3600)
-        m, s = divmod(s, 60)
-        return f"{ds} {h:02d}:{m:02d}:{s:02d}"
+        m, s = divmod(seg, 60)
+        pref = self._min.get(m)
+        if pref is None:
+            pref = self._min[m] = f"{self.inicio + timedelta(minutes=m):%d/%m/%Y %H:%M:}"
+        return pref + self._SEG[s]
 
 
 def _resumen(el: _Eleccion, k: int) -> list[str]:
@@ -642,32 +649,49 @@ def _resumen(el: _Eleccion, k: int) -> list[str]:
             _pct(inc, esp), str(cap - cont), str(ln), str(tc), str(ts), _pct(ts, ln)]
 
 
-def _filas(cat: _Catalogo, el: _Eleccion, k: int, semilla: int, reloj: _Reloj) -> Iterator[list[str]]:
+def _sin_comillas(*textos: str) -> None:
+    """Acta rows are joined with "," (csv.writer was half the national run time): this is sound only
+    because no cell can need quoting. Cells are digits, hex, fixed markers and these catalogue names."""
+    for t in textos:
+        if any(ch in t for ch in ',"\r\n'):
+            raise AssertionError(f"catalogue name needs CSV quoting: {t!r}")
+
+
+def _escribe_filas(txt: io.TextIOWrapper, cat: _Catalogo, el: _Eleccion, k: int, semilla: int, reloj: _Reloj,
+                   previas: Iterator[str] | None) -> None:
+    """Write the acta rows of corte k. With ``previas`` (corte k-1's rows, same order), only actas
+    first captured in k are rendered; every other line is copied: captured rows never change and
+    uncaptured ones are the same, so each acta is generated once per run, not once per corte."""
     spec = el.spec
-    esc = cat.escala
+    obs_limpia = cat.escala.obs_limpia
     ta = spec.tipo_acta
     ta2 = f"{int(ta):02d}"
-    nv = len(el.columnas_voto)
-    vacios_voto = [""] * (4 + nv)
-    vacia_cola = [""] * len(_COLA)
-    por_geo = cat.municipios if spec.geo == "municipio" else cat.distritos
+    # Uncaptured: empty counts, votes and totals, then LISTA_NOMINAL, then an empty trailer.
+    vacios = "," * (4 + len(el.columnas_voto) + 2)
+    cola = "," * len(_COLA) + "\n"
     geo_arr = cat.muni if spec.geo == "municipio" else cat.dist
-    geo = [(g[1], g[2]) for g in por_geo]
-    ents = cat.entidades
-    slot, estado, total, casillas = el.slot, el.estado, el.total, el.casillas
-    for j, c in enumerate(casillas):
-        clave = cat.clave[c]
-        gid, gnom = geo[geo_arr[c]]
-        eid, enom = ents[cat.ent[c]]
-        tipo = clave[6]
-        ident = [clave, clave + ta2, eid, enom, gid, gnom, clave[2:6], clave[7:9], tipo, clave[9:11],
-                 str(cat.ubic[c]), ta]
-        ln = cat.ln[c]
+    unidades = cat.municipios if spec.geo == "municipio" else cat.distritos
+    _sin_comillas(*(g[2] for g in unidades), *(e[1] for e in cat.entidades))
+    geo = [f"{g[1]},{g[2]}" for g in unidades]
+    ents = [f"{e[0]},{e[1]}" for e in cat.entidades]
+    claves, ent, ubic, lns = cat.clave, cat.ent, cat.ubic, cat.ln
+    slot, estado, total = el.slot, el.estado, el.total
+    escribe = txt.write
+    for j, c in enumerate(el.casillas):
         s = slot[j]
+        if previas is not None:
+            linea = next(previas)
+            if s != k:
+                escribe(linea)
+                continue
+        cl = claves[c]
+        ident = (f"{cl},{cl}{ta2},{ents[ent[c]]},{geo[geo_arr[c]]},{cl[2:6]},{cl[7:9]},{cl[6]},{cl[9:11]},"
+                 f"{ubic[c]},{ta},")
         if s > k:
-            yield ident + vacios_voto + ["", "", str(ln)] + vacia_cola
-            continue
-        yield ident + _acta(cat, el, c, s, estado[j], total[j], semilla, reloj, esc.obs_limpia)
+            escribe(f"{ident}{vacios}{lns[c]}{cola}")
+        else:
+            celdas = _acta(cat, el, c, s, estado[j], total[j], semilla, reloj, obs_limpia)
+            escribe(ident + ",".join(["" if x is None else str(x) for x in celdas]) + "\n")
 
 
 def _tiempos(reloj: _Reloj, s: int, d: bytes) -> tuple[str, str, str]:
@@ -684,51 +708,49 @@ def _tiempos(reloj: _Reloj, s: int, d: bytes) -> tuple[str, str, str]:
 
 
 def _acta(cat: _Catalogo, el: _Eleccion, c: int, s: int, st: int, total: int, semilla: int, reloj: _Reloj,
-          obs_limpia: str) -> list[str]:
+          obs_limpia: str) -> list[str | int | None]:
+    """The cells after the identity of a captured acta. Ints and None (empty) go to csv.writer as they
+    are: it converts them in C, which is most of this function's budget at national scale."""
     spec = el.spec
     d = _semilla_acta(semilla, spec, cat, c)
     ln = cat.ln[c]
-    clave_acta = cat.clave[c] + f"{int(spec.tipo_acta):02d}"
-    nv = len(el.columnas_voto)
     acopio, captura, verif = _tiempos(reloj, s, d)
-    origen = "CASILLA" if d[27] % 5 == 0 else "CATD"
-    digit = "MOVIL" if origen == "CASILLA" else "ESCANER"
+    origen, digit = ("CASILLA", "MOVIL") if d[27] % 5 == 0 else ("CATD", "ESCANER")
     if st == _SIN_ACTA:
-        return [""] * (4 + nv) + ["", "", str(ln), "", OBS_SIN_ACTA, "0", "", "", acopio, "", "", "", "", ""]
-    codigo = hashlib.sha256(f"{semilla}|{spec.codigo}|{clave_acta}|imagen".encode()).hexdigest()
+        return [None] * (6 + len(el.columnas_voto)) + [ln, None, OBS_SIN_ACTA, 0, None, None, acopio,
+                                                         None, None, None, None, None]
+    codigo = hashlib.sha256(f"{semilla}|{spec.codigo}|{cat.clave[c]}{spec.tipo_acta}|imagen".encode()).hexdigest()
     cont = el.contiendas[el.contienda_de(c)]
     reps = d[19] % 13
-    boletas = (750 if cat.clave[c][6] == "S" else ln) + 2 * len(PARTIDOS)
     mec = "F" if d[29] % 7 else "D"
+    lean = cat.lean[cat.dist[c]]
     if st == _TODOS:
-        votos = _repartir(1, cat.lean[cat.dist[c]], cont, el.tiene_ci, d)
-        celdas = [("" if v is None else ("ILEGIBLE" if (d[32 + i % 32] & 1) else "SIN DATO"))
-                  for i, v in enumerate(votos)]
-        conteos = ["ILEGIBLE", "SIN DATO", str(reps), "ILEGIBLE"]
-        return conteos + celdas + ["SIN DATO", "0", str(ln), str(reps), OBS_TODOS, "0", mec, codigo,
-                                   acopio, captura, verif, origen, digit, "ACTA PREP"]
+        votos: list = _repartir(1, lean, cont, el.tiene_ci, d)
+        for i, v in enumerate(votos):
+            if v is not None:
+                votos[i] = "ILEGIBLE" if d[32 + i % 32] & 1 else "SIN DATO"
+        return ["ILEGIBLE", "SIN DATO", reps, "ILEGIBLE", *votos, "SIN DATO", 0, ln, reps, OBS_TODOS, 0, mec,
+                codigo, acopio, captura, verif, origen, digit, "ACTA PREP"]
     if st == _EXCEDE:
         total = ln + 5 + d[21] % 60
-    votos = _repartir(total, cat.lean[cat.dist[c]], cont, el.tiene_ci, d)
-    celdas = ["" if v is None else str(v) for v in votos]
-    asentado = total
-    calculado = total
+    votos = _repartir(total, lean, cont, el.tiene_ci, d)
+    asentado = calculado = total
     obs = obs_limpia
-    contabilizada = "1"
+    contabilizada = 1
     if st == _ALGUN:
         i = _celda_ilegible(votos, d)
-        celdas[i] = "ILEGIBLE" if d[29] & 1 else "SIN DATO"
         calculado = total - (votos[i] or 0)
+        votos[i] = "ILEGIBLE" if d[29] & 1 else "SIN DATO"
         obs = OBS_ALGUN
     elif st == _EXCEDE:
         obs = OBS_EXCEDE
-        contabilizada = "0"
+        contabilizada = 0
     elif d[20] < 4:  # ~1.5 %: the written total is off by a few from the sum of the cells
         asentado = max(0, total + (1 + d[21] % 5) * (1 if d[21] & 0x80 else -1))
-    personas = max(0, total - reps)
-    conteos = [str(max(0, boletas - total)), str(personas), str(reps), str(total)]
-    return conteos + celdas + [str(asentado), str(calculado), str(ln), str(reps), obs, contabilizada, mec, codigo,
-                               acopio, captura, verif, origen, digit, "ACTA PREP"]
+    # Ballots received: the lista nominal (750 in special casillas) plus two per party representative.
+    boletas = (750 if ln == 0 else ln) + 2 * len(PARTIDOS)
+    return [max(0, boletas - total), max(0, total - reps), reps, total, *votos, asentado, calculado, ln, reps,
+            obs, contabilizada, mec, codigo, acopio, captura, verif, origen, digit, "ACTA PREP"]
 
 
 def _filas_fuera(cat: _Catalogo, el: _Eleccion, k: int, semilla: int, reloj: _Reloj) -> Iterator[list[str]]:
@@ -765,19 +787,31 @@ def _csv_texto(filas: Sequence[Sequence[str]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def _zip_eleccion(cat: _Catalogo, el: _Eleccion, k: int, corte: datetime, semilla: int, reloj: _Reloj) -> bytes:
+def _nombres_csv(esc: _Escala, spec: _EleccionSpec, anio: int) -> tuple[str, str]:
+    pref = f"{esc.ambito}_" if esc.ambito else ""
+    return f"{pref}{spec.codigo}_{anio}.csv", f"{pref}{spec.codigo}_CANDIDATURAS_{anio}.csv"
+
+
+def _zip_eleccion(cat: _Catalogo, el: _Eleccion, k: int, corte: datetime, semilla: int, reloj: _Reloj,
+                  previo: bytes | None) -> bytes:
+    """The inner zip of one election for corte k; ``previo`` is the same election's inner zip of k-1."""
     esc = cat.escala
     spec = el.spec
-    anio = corte.year
-    pref = f"{esc.ambito}_" if esc.ambito else ""
-    nombre_csv = f"{pref}{spec.codigo}_{anio}.csv"
-    nombre_cand = f"{pref}{spec.codigo}_CANDIDATURAS_{anio}.csv"
+    nombre_csv, nombre_cand = _nombres_csv(esc, spec, reloj.dia0.year)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr(_zinfo("LEEME.txt", corte, 1), _LEEME.encode("latin-1"))
-        with z.open(_zinfo(nombre_csv, corte, 1), "w") as raw, io.TextIOWrapper(
-            raw, encoding="utf-8", newline="", write_through=False
-        ) as txt:
+        with contextlib.ExitStack() as pila:
+            raw = pila.enter_context(z.open(_zinfo(nombre_csv, corte, 1), "w"))
+            txt = pila.enter_context(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+            previas: Iterator[str] | None = None
+            if previo is not None:
+                zprev = pila.enter_context(zipfile.ZipFile(io.BytesIO(previo)))
+                # A C-level buffered reader: ZipExtFile.readline alone is slow Python code.
+                crudo = io.BufferedReader(zprev.open(nombre_csv), 1 << 20)  # type: ignore[arg-type]
+                previas = iter(pila.enter_context(io.TextIOWrapper(crudo, encoding="utf-8", newline="")))
+                for _ in range(7 if esc.separar_bloques else 5):
+                    next(previas)  # the header block is rewritten every corte
             w = csv.writer(txt, lineterminator="\n")
             w.writerow([spec.nombre])
             w.writerow([f"{corte:%d/%m/%Y %H:%M} (UTC-6)"])
@@ -788,7 +822,7 @@ def _zip_eleccion(cat: _Catalogo, el: _Eleccion, k: int, corte: datetime, semill
             if esc.separar_bloques:
                 w.writerow([])
             w.writerow([*_ident_cols(cat, spec), *_CONTEOS, *el.columnas_voto, *_TOTALES, *_COLA])
-            w.writerows(_filas(cat, el, k, semilla, reloj))
+            _escribe_filas(txt, cat, el, k, semilla, reloj, previas)
             w.writerows(_filas_fuera(cat, el, k, semilla, reloj))
         cand = [list(spec.cand_cols)] + [list(f) for cont in el.contiendas for f in cont.filas]
         z.writestr(_zinfo(nombre_cand, corte, 1), _csv_texto(cand))
@@ -839,6 +873,8 @@ def simulate(outdir: Path, escala: str, cortes: int, semilla: int, *, inicio: da
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     rutas: list[Path] = []
+    # Only the previous corte's inner zips are kept (compressed): memory does not grow with cortes.
+    previos: dict[str, bytes] = {}
     for k in range(cortes):
         corte = inicio + timedelta(minutes=_MINUTOS_ENTRE_CORTES * k)
         ruta = outdir / _nombre_paquete(esc, corte)
@@ -846,7 +882,8 @@ def simulate(outdir: Path, escala: str, cortes: int, semilla: int, *, inicio: da
         # Inner zips are already deflated: storing them in the outer zip saves time, loses nothing.
         with zipfile.ZipFile(tmp, "w") as outer:
             for el in elecciones:
-                datos = _zip_eleccion(cat, el, k, corte, semilla, reloj)
+                datos = _zip_eleccion(cat, el, k, corte, semilla, reloj, previos.get(el.spec.codigo))
+                previos[el.spec.codigo] = datos
                 outer.writestr(_zinfo(_nombre_paquete(esc, corte, el.spec.codigo), corte, None), datos)
         tmp.replace(ruta)  # a watcher never sees a half-written package
         rutas.append(ruta)
