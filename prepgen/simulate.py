@@ -754,7 +754,8 @@ def _acta(cat: _Catalogo, el: _Eleccion, c: int, s: int, st: int, total: int, se
 
 
 def _filas_fuera(cat: _Catalogo, el: _Eleccion, k: int, semilla: int, reloj: _Reloj) -> Iterator[list[str]]:
-    n_guion = 10 + len(_CONTEOS) + len(el.columnas_voto) + len(_TOTALES) + 1
+    # Everything between ENTIDAD and OBSERVACIONES is "-": 8 identity cells, counts, votes, totals, reps.
+    n_guion = 8 + len(_CONTEOS) + len(el.columnas_voto) + len(_TOTALES) + 1
     for n, (s, e) in enumerate(el.fuera):
         if s > k:
             break
