@@ -11,7 +11,7 @@ import csv
 import io
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from pathlib import Path
 
@@ -401,7 +401,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_inicio_and_progress(tmp_path: Path) -> None:
     vistos: list[tuple[int, int, str]] = []
-    inicio = datetime(2023, 6, 5, 2, 0, tzinfo=timezone.utc)  # 20:00 in UTC-6, the day before
+    inicio = datetime(2023, 6, 5, 2, 0, tzinfo=UTC)  # 20:00 in UTC-6, the day before
     rutas = sim.simulate(tmp_path, "coahuila", 2, 1, inicio=inicio,
                          progress=lambda i, n, p: vistos.append((i, n, p.name)))
     assert [p.name for p in rutas] == ["20230604_2000_PREP_COAH.zip", "20230604_2005_PREP_COAH.zip"]
