@@ -575,8 +575,9 @@ def _repartir(total: int, lean: tuple[int, ...], cont: _Contienda, hay_ci: bool,
     """Split ``total`` votes over the vote columns (None = cell not in this contest); sums to total."""
     nulos = total * (12 + d[0] % 36) // 1000
     cnr = d[1] % 4 if total >= 40 else 0
-    # Combination marks are rare: 0-2 per casilla and combination, only where the coalition runs.
-    combos: list[int | None] = [(b % 9) // 4 if a else None for a, b in zip(cont.celdas_combo, d[2:10], strict=False)]
+    # Combination marks are rare: 0-2 per combination where the coalition runs, fewer in small casillas.
+    combos: list[int | None] = [((b % 9) // 4 if b < 2 * total else 0) if a else None
+                                for a, b in zip(cont.celdas_combo, d[2:10], strict=False)]
     ci: int | None = None
     if hay_ci and cont.ci:
         ci = total * (d[18] % 70) // 1000
