@@ -23,6 +23,7 @@ import minify_html
 import orjson
 
 from . import __version__
+from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, templates_digest
 from .headers import CSP
 from .model import Cifras, Eleccion, Resultado, Seccion, Unidad, pct
 from .reader import Acta, Corte
@@ -158,6 +159,10 @@ class Renderer:
             for n in ("index", "eleccion", "ambito", "seccion", "candidatura")
         }
         self.state.fingerprint = self._fingerprint()
+        self.fast_pages = 0  # section pages written by fastpage (the rest went through jinja2 + minify-html)
+        sources = [self.env.loader.get_source(self.env, n)[0] for n in TEMPLATE_NAMES]  # type: ignore[union-attr]
+        self._fast_ok = templates_digest(sources) == TEMPLATES_SHA256
+        self._fast: SectionPage | None = None
 
     # --- helpers -----------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -183,6 +188,18 @@ class Renderer:
             **ctx,
         )
         return minify_html.minify(html, minify_css=False, minify_js=False, keep_closing_tags=True).encode()
+
+    def _fast_section(self) -> SectionPage | None:
+        # Built on first use: it needs the content-addressed static paths, known once they are yielded.
+        if self._fast is None and self._fast_ok:
+            try:
+                self._fast = SectionPage(
+                    base=self.base, titulo=self.o.titulo, institucion=self.o.institucion, static=self.static,
+                    csp=CSP, legend=LEGEND, url=self.url,
+                )
+            except (NotPlain, KeyError):
+                self._fast_ok = False  # e.g. a title with quotes: every page through jinja2
+        return self._fast
 
     def _json_path(self, slug: str, data: bytes) -> str:
         return f"json/{slug}/{sha(data)[:20]}.json"
@@ -410,6 +427,14 @@ class Renderer:
         bundle = dumps({"eleccion": e.codigo, "tipo": u.tipo, "id": u.id, "nombre": u.nombre, "secciones": sections})
         bpath = self._json_path(e.slug, bundle)
         yield bpath, bundle
+        fast = self._fast_section()
+        parts = None
+        if fast is not None:
+            try:
+                parts = fast.unit(e, u, u.contendientes)
+            except NotPlain:
+                parts = None
+        json_url = self.url(bpath)
         for s in u.secciones.values():
             sp = sections[s.id]
             page_path = f"{e.slug}/seccion/{s.id}/index.html"
@@ -418,26 +443,39 @@ class Renderer:
                     "tipo": "seccion",
                     "id": s.id,
                     "nombre": f"Sección {s.id}",
-                    "json": self.url(bpath),
+                    "json": json_url,
                     "html": self.url(f"{e.slug}/seccion/{s.id}/"),
                 }
             )
             if reusable[s.id] and self.reuse(page_path):
                 self.skipped.append(page_path)
                 continue
-            stamp = Corte(texto=sp["corte_texto"], fecha=_parse_iso(sp["corte"]))
-            yield page_path, self._page(
-                "seccion",
-                e=e,
-                u=u,
-                s=s,
-                p=sp,
-                corte=stamp,
-                current=self.corte,
-                json_url=self.url(bpath),
-                contendientes=u.contendientes,
-                filas=[self._acta_row(a, u.contendientes) for a in s.actas],
-            )
+            filas = [self._acta_row(a, u.contendientes) for a in s.actas]
+            html = None
+            if parts is not None:
+                try:
+                    html = fast.page(  # type: ignore[union-attr]
+                        parts, s.id, sp, (sp["corte_id"], sp["corte"], sp["corte_texto"]), self.corte.id,
+                        json_url, filas,
+                    )
+                    self.fast_pages += 1
+                except NotPlain:
+                    html = None
+            if html is None:
+                stamp = Corte(texto=sp["corte_texto"], fecha=_parse_iso(sp["corte"]))
+                html = self._page(
+                    "seccion",
+                    e=e,
+                    u=u,
+                    s=s,
+                    p=sp,
+                    corte=stamp,
+                    current=self.corte,
+                    json_url=json_url,
+                    contendientes=u.contendientes,
+                    filas=filas,
+                )
+            yield page_path, html
         res = e.resultados(u.cifras, u.contendientes)
         payload = {
             "id": u.id,
