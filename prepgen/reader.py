@@ -13,6 +13,7 @@ is decompressed into memory (see :class:`Limits`).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -118,8 +119,8 @@ class Corte:
     def iso(self) -> str:
         return self.fecha.isoformat()
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # cached: asked for on every page, and strftime is not free
         """Sortable id, e.g. ``20210607_2000``."""
         return self.fecha.strftime("%Y%m%d_%H%M")
 
@@ -357,7 +358,9 @@ def _clean(value: str) -> str:
     return value[1:].strip() if value.startswith("'") else value
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold(text: str) -> str:
+    # Cached: called on every observaciones cell and every marker, and those repeat a handful of values.
     text = unicodedata.normalize("NFKD", text)
     return "".join(c for c in text if not unicodedata.combining(c)).upper().strip()
 
@@ -562,7 +565,7 @@ def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
     entidades: set[str] = set()
     reader = csv.reader(lines[acta_at + 1 :], delimiter=delim)
     for n, row in enumerate(reader, start=acta_at + 2):
-        if not row or not any(c.strip() for c in row):
+        if not row or not "".join(row).strip():  # one C call instead of a generator per row
             continue
         if len(row) != ncols:
             if len(row) > ncols and not any(c.strip() for c in row[ncols:]):
@@ -583,6 +586,9 @@ def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
             if raw.isdigit():  # fast path: the vast majority of cells
                 votos.append(int(raw))
                 continue
+            if not raw:  # empty cell (uncaptured acta, or a coalition not on this ballot): no number, no marker
+                votos.append(None)
+                continue
             v, m = parse_int(raw, where, cols[j])
             votos.append(v)
             if m:
@@ -598,7 +604,11 @@ def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
             if j is None:
                 nums[name] = None
                 continue
-            v, m = parse_int(row[j], where, name)
+            raw = row[j]
+            if raw.isdigit():
+                nums[name] = int(raw)
+                continue
+            v, m = parse_int(raw, where, name)
             nums[name] = v
             if m:
                 marcas[name] = m

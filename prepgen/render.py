@@ -11,6 +11,8 @@ unchanged section renders to identical bytes and is not re-uploaded.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -143,6 +145,8 @@ class Renderer:
         options: SiteOptions,
         state: SectionState | None = None,
         reuse: Callable[[str], bool] | None = None,
+        can_reuse: Callable[[str], bool] | None = None,
+        workers: int | None = None,
     ) -> None:
         self.elections = elections
         self.corte = corte
@@ -151,6 +155,12 @@ class Renderer:
         self.base = options.base_path
         self.prev = state or SectionState()
         self.reuse = reuse or (lambda path: False)
+        # Forked workers may only ask whether a page can be kept; the parent then claims it with reuse().
+        self.can_reuse = can_reuse or (lambda path: False)
+        self.workers = workers if workers is not None else default_workers(elections)
+        if can_reuse is None and reuse is not None:
+            self.workers = 1  # a reuse callback that cannot be asked read-only: stay in one process
+        self._in_worker = False
         self.state = SectionState()
         self.static: dict[str, str] = {}
         self.skipped: list[str] = []  # section pages kept from the previous build (identical bytes)
@@ -200,6 +210,43 @@ class Renderer:
             except (NotPlain, KeyError):
                 self._fast_ok = False  # e.g. a title with quotes: every page through jinja2
         return self._fast
+
+    def _map(self, e: Eleccion, method: str, keys: list[Any]) -> Iterator[tuple[str, bytes]]:
+        """Run ``method(e, key)`` for every key, yielding its files in key order; return its results.
+
+        With more than one worker the keys are spread over forked processes (the model and this renderer
+        are inherited, not pickled); each sends back its files, its section-state entries and the pages it
+        would keep, and the parent yields them in the same order as a sequential run, so the output and
+        the Writer's view are identical.
+        """
+        results: list[Any] = []
+        if self.workers <= 1 or len(keys) < 2 * self.workers:
+            for key in keys:
+                results.append((yield from getattr(self, method)(e, key)))
+            return results
+        self._fast_section()  # build it once here so every worker inherits it
+        ei = self.elections.index(e)
+        global _FORKED
+        _FORKED = self
+        ctx = multiprocessing.get_context("fork")
+        # Chunks of keys: a unit is ~1 ms of work; fewer round trips, still a fair split over two cores.
+        size = max(1, min(64, len(keys) // (self.workers * 8)))
+        chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
+        try:
+            with ctx.Pool(self.workers) as pool:
+                for out in pool.imap(_work, [(ei, method, chunk) for chunk in chunks]):
+                    for files, result in out.results:
+                        yield from files
+                        results.append(result)
+                    self.state.entries.update(out.state)
+                    self.fast_pages += out.fast_pages
+                    for path in out.skipped:
+                        if not self.reuse(path):  # pragma: no cover - the file vanished meanwhile
+                            raise RuntimeError(f"{path}: kept page disappeared during the build")
+                        self.skipped.append(path)
+        finally:
+            _FORKED = None
+        return results
 
     def _json_path(self, slug: str, data: bytes) -> str:
         return f"json/{slug}/{sha(data)[:20]}.json"
@@ -340,8 +387,9 @@ class Renderer:
     def _election(self, e: Eleccion) -> Iterator[tuple[str, bytes]]:
         corte = self.corte
         unit_links = []
-        for u in e.unidades.values():
-            upath = yield from self._unit(e, u)
+        units = list(e.unidades.values())
+        upaths = yield from self._map(e, "_unit", [u.id for u in units])
+        for u, upath in zip(units, upaths, strict=True):
             unit_links.append(
                 {
                     "tipo": u.tipo,
@@ -417,7 +465,8 @@ class Renderer:
         )
         return path, payload
 
-    def _unit(self, e: Eleccion, u: Unidad) -> Iterator[tuple[str, bytes]]:
+    def _unit(self, e: Eleccion, uid: str) -> Iterator[tuple[str, bytes]]:
+        u = e.unidades[uid]
         self._cols = e.data.vote_columns
         sections: dict[str, dict[str, Any]] = {}
         reusable: dict[str, bool] = {}
@@ -447,7 +496,7 @@ class Renderer:
                     "html": self.url(f"{e.slug}/seccion/{s.id}/"),
                 }
             )
-            if reusable[s.id] and self.reuse(page_path):
+            if reusable[s.id] and (self.can_reuse(page_path) if self._in_worker else self.reuse(page_path)):
                 self.skipped.append(page_path)
                 continue
             filas = [self._acta_row(a, u.contendientes) for a in s.actas]
@@ -529,7 +578,13 @@ class Renderer:
 
     def _candidates(self, e: Eleccion) -> Iterator[tuple[str, bytes]]:
         links = []
-        for c in e.contendientes:
+        for link in (yield from self._map(e, "_candidate", list(range(len(e.contendientes))))):
+            links.append(link)
+        return links
+
+    def _candidate(self, e: Eleccion, k: int) -> Iterator[tuple[str, bytes]]:
+        c = e.contendientes[k]
+        if True:  # keeps the body's indentation (and its diff) as it was inside the loop
             rows = []
             if c.unidad is None:
                 for u in e.unidades.values():
@@ -587,8 +642,53 @@ class Renderer:
             yield html + "index.html", self._page(
                 "candidatura", e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path)
             )
-            links.append({"clave": c.clave, "nombre": c.nombre, "json": self.url(path), "html": self.url(html)})
-        return links
+        return {"clave": c.clave, "nombre": c.nombre, "json": self.url(path), "html": self.url(html)}
+
+
+@dataclass
+class _WorkOut:
+    results: list[tuple[list[tuple[str, bytes]], Any]]
+    state: dict[str, list[str]]
+    skipped: list[str]
+    fast_pages: int
+
+
+_FORKED: Renderer | None = None  # the renderer a forked worker inherits
+
+
+def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
+    ei, method, keys = job
+    r = _FORKED
+    assert r is not None
+    r._in_worker = True
+    r.state.entries = {}
+    r.skipped = []
+    r.fast_pages = 0
+    e = r.elections[ei]
+    results = []
+    for key in keys:
+        gen = getattr(r, method)(e, key)
+        files: list[tuple[str, bytes]] = []
+        while True:
+            try:
+                files.append(next(gen))
+            except StopIteration as stop:
+                results.append((files, stop.value))
+                break
+    return _WorkOut(results, r.state.entries, r.skipped, r.fast_pages)
+
+
+def default_workers(elections: list[Eleccion]) -> int:
+    """Both cores for big sites; one process below ~8,000 sections, where forking costs more than it saves.
+
+    ``PREPGEN_WORKERS`` overrides it (benchmarks, tests, a machine shared with other jobs).
+    """
+    forced = os.environ.get("PREPGEN_WORKERS", "").strip()
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
+    sections = sum(len(u.secciones) for e in elections for u in e.unidades.values())
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, 4) if sections >= 8000 else 1
 
 
 def _parse_iso(text: str) -> datetime:
