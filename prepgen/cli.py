@@ -298,6 +298,33 @@ def config_cmd(
     )
 
 
+@main.command()
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--escala", type=click.Choice(["coahuila", "nacional", "nacional-mini"]), default="coahuila",
+              show_default=True, help="coahuila: ~4,050 actas, GUB + DIP_LOC; nacional: ~170,000 casillas, PRES/SEN/DIP_FED.")
+@click.option("--cortes", type=click.IntRange(1, 1000), default=3, show_default=True, help="Packages to write, 5 min apart.")
+@click.option("--semilla", type=int, default=1, show_default=True, help="Seed: the same seed gives the same bytes.")
+@pass_ctx
+def simulate(obj: Ctx, outdir: Path, escala: str, cortes: int, semilla: int) -> None:
+    """Write a simulacro: a deterministic sequence of PREP packages in the official format.
+
+    Between consecutive cortes only newly captured actas change; build and publish them like real ones
+    to rehearse election night.
+
+    \b
+    Example:
+      prepgen simulate simulacro --escala coahuila --cortes 12 --semilla 7
+      prepgen build simulacro/20230604_2055_PREP_COAH.zip
+    """
+    from .simulate import simulate as run_simulate
+
+    def progress(done: int, total: int, path: Path) -> None:
+        obj.say(f"  {done}/{total} {path}")
+
+    paths = run_simulate(outdir, escala, cortes, semilla, progress=progress)
+    obj.say(f"{len(paths)} packages in {outdir}")
+
+
 def run() -> None:  # pragma: no cover - console entry
     main(prog_name="prepgen")
 

@@ -37,7 +37,8 @@ TEMPLATE_NAMES = ("seccion.html", "base.html", "_macros.html")
 _UNQUOTED = re.compile(r"[^\s\"'=<>`&]+")
 # Has a space and nothing minify-html would re-encode; single quotes stay as they are inside double quotes.
 _QUOTED = re.compile(r"[^\"<>&\t\n\r\f\v]* [^\"<>&\t\n\r\f\v]*")
-_NOT_PLAIN_TEXT = re.compile(r"[&<>\"'\t\n\r\f\v]|  |^ | $")
+# Quotes are fine in text: jinja2 escapes them to &#34;/&#39; and minify-html decodes them back.
+_NOT_PLAIN_TEXT = re.compile(r"[&<>\t\n\r\f\v]|  |^ | $")
 
 
 class NotPlain(Exception):
@@ -157,9 +158,15 @@ class SectionPage:
 
     @staticmethod
     def _title(value: str) -> str:
+        # A lone attribute (no order to keep): minify-html quotes with whichever quote the value lacks.
         if _UNQUOTED.fullmatch(value):
             return value
-        return qattr(text(value))
+        text(value)
+        if '"' not in value:
+            return f'"{value}"'
+        if "'" not in value:
+            return f"'{value}'"
+        raise NotPlain(value)
 
     def page(
         self, parts: dict[str, str], sid: str, p: dict[str, Any], stamp: tuple[str, str, str], current_id: str,

@@ -13,6 +13,7 @@ from prepgen.fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, templates_digest
 from prepgen.model import build_elections
 from prepgen.reader import read_package
 from prepgen.render import Renderer, SiteOptions, make_env
+from prepgen.simulate import simulate
 
 
 def test_fast_path_matches_the_bundled_templates() -> None:
@@ -42,6 +43,15 @@ def test_fast_section_pages_equal_jinja(pkg: Path, monkeypatch: pytest.MonkeyPat
     assert fast.keys() == slow.keys()
     for path in fast:
         assert fast[path] == slow[path], path
+
+
+def test_fast_section_pages_equal_jinja_on_a_national_simulacro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PRES/SEN/DIP_FED layout, multi-entity unit ids, and candidate names with quotes of both kinds.
+    (pkg,) = simulate(tmp_path, "nacional-mini", 1, 5)
+    fast, n_fast = _render(pkg, True, monkeypatch)
+    slow, _ = _render(pkg, False, monkeypatch)
+    assert n_fast == sum(1 for p in fast if "/seccion/" in p) > 500
+    assert fast == slow
 
 
 def test_values_that_are_not_plain_fall_back_to_jinja(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

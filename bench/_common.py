@@ -1,0 +1,145 @@
+"""Shared pieces of the benchmarks: measured child processes, SeaweedFS, rclone, progress lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # tests/s3server.py: the same SeaweedFS the publish tests use
+
+from s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server  # noqa: E402
+
+# Runs one command and reports wall time, CPU and the peak RSS of the largest process in its tree (the
+# wrapper is a fresh process, so RUSAGE_CHILDREN only covers that command and its forked workers).
+_WRAPPER = """
+import json, resource, subprocess, sys, time
+t = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": rc.returncode, "seconds": wall, "cpu": ru.ru_utime + ru.ru_stime,
+                  "peak_rss_mib": ru.ru_maxrss / 1024, "stderr": rc.stderr.decode()[-2000:]}))
+"""
+
+
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    result = json.loads(out.stdout)
+    if result["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result['stderr']}")
+    return result
+
+
+def prepgen(*args: str) -> list[str]:
+    return [sys.executable, "-m", "prepgen.cli", "-q", *args]
+
+
+def manifest(build_dir: Path) -> dict[str, Any]:
+    return json.loads((build_dir / ".prepgen" / "manifest.json").read_bytes())
+
+
+def pages(build_dir: Path) -> int:
+    return sum(1 for p in manifest(build_dir)["files"] if p.endswith(".html"))
+
+
+class Progress:
+    """Stage lines on a terminal; silent with --quiet or when CI is set or stderr is not a TTY."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.on = not quiet and not os.environ.get("CI") and sys.stderr.isatty()
+        self.t0 = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        if self.on:
+            print(f"[{time.monotonic() - self.t0:7.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+class Storage:
+    """A loopback SeaweedFS with the test keys in the environment (for prepgen publish and rclone)."""
+
+    def __init__(self, root: Path) -> None:
+        self.server = S3Server(root)
+
+    def __enter__(self) -> Storage:
+        os.environ.update(
+            AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION,
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint_url
+
+    def bucket(self) -> str:
+        name = f"bench-{uuid.uuid4().hex[:10]}"
+        self.server.client().create_bucket(Bucket=name)
+        return name
+
+    def publish(self, build_dir: Path, bucket: str) -> dict[str, Any]:
+        """prepgen's publish (in this process: its result has the exact counts)."""
+        from prepgen.publish import publish
+
+        t = time.perf_counter()
+        r = publish(build_dir, f"s3://{bucket}/site", endpoint_url=self.endpoint)
+        return {
+            "seconds": time.perf_counter() - t,
+            "objects": r.uploaded + r.record_objects,
+            "bytes": r.uploaded_bytes,
+            "skipped": r.skipped,
+        }
+
+    def rclone_sync(self, build_dir: Path, bucket: str, transfers: int = 16) -> dict[str, Any]:
+        """The naive upload: `rclone sync --checksum` of the whole build dir (Debian's rclone)."""
+        env = {
+            **os.environ,
+            "RCLONE_CONFIG_BENCH_TYPE": "s3",
+            "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+            "RCLONE_CONFIG_BENCH_ENDPOINT": self.endpoint,
+            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": ACCESS_KEY,
+            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": SECRET_KEY,
+            "RCLONE_CONFIG_BENCH_REGION": REGION,
+        }
+        cmd = ["rclone", "sync", "--checksum", "--transfers", str(transfers), "--checkers", str(transfers),
+               "--exclude", ".prepgen/**", "--use-json-log", "-v", "--stats", "0",
+               str(build_dir), f"bench:{bucket}/site"]
+        t = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        seconds = time.perf_counter() - t
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        objects = nbytes = 0
+        for line in out.stderr.splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            stats = rec.get("stats") if isinstance(rec, dict) else None
+            if stats:
+                objects, nbytes = stats.get("transfers", objects), stats.get("bytes", nbytes)
+        return {"seconds": seconds, "objects": objects, "bytes": nbytes}
+
+
+def human(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n}"

@@ -1,0 +1,146 @@
+"""Simulacro at scale: cold build, corte-to-live, and the naive pipeline on the same corte — issue 5.
+
+    python bench/scale.py --escala coahuila            # ~1-2 minutes
+    python bench/scale.py --escala nacional            # 30-40 minutes (first full publishes are the baseline)
+    python bench/scale.py --escala coahuila --json --quiet
+
+Steps (each timed; progress per stage on a terminal, quiet with --quiet or CI=1):
+1. `prepgen simulate` (reused from --sim-dir when the packages are already there), then pick the pair of
+   consecutive cortes k → k+1 whose share of new actas is closest to 1 % (a typical mid-night corte).
+2. cold build of k+1 into a fresh folder: seconds, pages/s, peak RSS.
+3. corte-to-live, incremental: corte k built and published first (untimed baseline); then, timed, the
+   package file of k+1 → `prepgen build` into the same folder → `prepgen publish` on SeaweedFS (pointer
+   flipped): seconds, objects and bytes uploaded.
+4. the naive way: corte k synced with `rclone sync --checksum` (untimed baseline); then, timed, a full
+   rebuild of k+1 into a fresh folder + `rclone sync --checksum` of the whole folder. Ratio naive/prepgen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Progress, Storage, human, measured, pages, prepgen  # noqa: E402
+
+from prepgen.simulate import simulate  # noqa: E402
+
+CORTES = {"coahuila": 36, "nacional": 36}
+
+
+def pick_pair(paths: list[Path], say: Progress) -> tuple[int, float]:
+    """Index k whose k → k+1 brings the share of new actas closest to 1 %, judged from the arrival curve."""
+    from prepgen.simulate import _curva
+
+    curve = _curva(len(paths))
+    deltas = [(abs((b - a) - 0.01), k) for k, (a, b) in enumerate(zip(curve, curve[1:], strict=False))]
+    # Past mid-night (k > n/2): the realistic case where most of the site already exists.
+    _, k = min(d for d in deltas if d[1] >= len(paths) // 2)
+    say(f"pair {paths[k].name} → {paths[k + 1].name}: {100 * (curve[k + 1] - curve[k]):.2f} % new actas")
+    return k, curve[k + 1] - curve[k]
+
+
+def run(escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, work: Path) -> dict[str, Any]:
+    paths = sorted(sim_dir.glob("*_PREP*.zip"))
+    if len(paths) != cortes:
+        say(f"simulate {escala} × {cortes} → {sim_dir}")
+        shutil.rmtree(sim_dir, ignore_errors=True)
+        paths = simulate(sim_dir, escala, cortes, semilla)
+    k, share = pick_pair(paths, say)
+    prev, new = paths[k], paths[k + 1]
+    out: dict[str, Any] = {"escala": escala, "corte_previo": prev.name, "corte": new.name,
+                           "actas_nuevas_pct": round(100 * share, 2)}
+
+    say("cold build")
+    cold = work / "cold"
+    r = measured(prepgen("build", str(new), "-o", str(cold)))
+    n = pages(cold)
+    out["cold_build"] = {"seconds": r["seconds"], "cpu": r["cpu"], "pages": n, "pages_per_s": n / r["seconds"],
+                         "peak_rss_mib": r["peak_rss_mib"]}
+    shutil.rmtree(cold)
+
+    with Storage(work / "seaweedfs") as s3:
+        site = work / "site"
+        bucket = s3.bucket()
+        say(f"baseline: build + first full publish of {prev.name}")
+        measured(prepgen("build", str(prev), "-o", str(site)))
+        base = s3.publish(site, bucket)
+        out["first_publish"] = base
+        say(f"corte-to-live {new.name}")
+        t = time.perf_counter()
+        b = measured(prepgen("build", str(new), "-o", str(site)))
+        p = s3.publish(site, bucket)
+        out["corte_to_live"] = {"seconds": time.perf_counter() - t, "build_seconds": b["seconds"],
+                                "publish_seconds": p["seconds"], "objects": p["objects"], "bytes": p["bytes"],
+                                "peak_rss_mib": b["peak_rss_mib"]}
+
+        naive_bucket = s3.bucket()
+        say(f"naive baseline: full build + rclone sync of {prev.name}")
+        nb = work / "naive-prev"
+        measured(prepgen("build", str(prev), "-o", str(nb)))
+        s3.rclone_sync(nb, naive_bucket)
+        shutil.rmtree(nb)
+        say(f"naive corte {new.name}: full rebuild + rclone sync --checksum")
+        t = time.perf_counter()
+        fresh = work / "naive"
+        nbuild = measured(prepgen("build", str(new), "-o", str(fresh)))
+        sync = s3.rclone_sync(fresh, naive_bucket)
+        out["naive"] = {"seconds": time.perf_counter() - t, "build_seconds": nbuild["seconds"],
+                        "sync_seconds": sync["seconds"], "objects": sync["objects"], "bytes": sync["bytes"]}
+    out["ratio"] = out["naive"]["seconds"] / out["corte_to_live"]["seconds"]
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = ["| escala | measure | seconds | pages/s · objects | peak RSS · bytes |", "|---|---|---:|---:|---:|"]
+    for r in results:
+        c, live, naive = r["cold_build"], r["corte_to_live"], r["naive"]
+        lines += [
+            f"| {r['escala']} | cold build ({c['pages']:,} pages) | {c['seconds']:.1f} | {c['pages_per_s']:,.0f} pages/s "
+            f"| {c['peak_rss_mib']:.0f} MiB |",
+            f"| {r['escala']} | corte-to-live, {r['actas_nuevas_pct']} % new actas (build {live['build_seconds']:.1f} s "
+            f"+ publish {live['publish_seconds']:.1f} s) | {live['seconds']:.1f} | {live['objects']:,} objects "
+            f"| {human(live['bytes'])} |",
+            f"| {r['escala']} | naive: full rebuild {naive['build_seconds']:.1f} s + rclone sync "
+            f"{naive['sync_seconds']:.1f} s | {naive['seconds']:.1f} | {naive['objects']:,} objects | "
+            f"{human(naive['bytes'])} |",
+            f"| {r['escala']} | naive / prepgen | {r['ratio']:.1f}× | | |",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--escala", choices=["coahuila", "nacional", "both"], default="coahuila")
+    ap.add_argument("--cortes", type=int, default=None, help="simulacro length (default 36: ~1 %% corte late)")
+    ap.add_argument("--semilla", type=int, default=7)
+    ap.add_argument("--sim-dir", type=Path, default=None, help="keep/reuse simulated packages here")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    say = Progress(args.quiet)
+    escalas = ["coahuila", "nacional"] if args.escala == "both" else [args.escala]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="prepgen-scale-") as tmp:
+        for escala in escalas:
+            cortes = args.cortes or CORTES[escala]
+            sim_dir = (args.sim_dir / escala) if args.sim_dir else Path(tmp) / "sim" / escala
+            work = Path(tmp) / escala
+            work.mkdir(parents=True)
+            results.append(run(escala, sim_dir, cortes, args.semilla, say, work))
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(table(results))
+
+
+if __name__ == "__main__":
+    main()
