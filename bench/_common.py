@@ -106,8 +106,10 @@ class Storage:
 
     def rclone_sync(self, build_dir: Path, bucket: str, transfers: int = 16) -> dict[str, Any]:
         """The naive upload: `rclone sync --checksum` of the whole build dir (Debian's rclone)."""
+        # AWS_CA_BUNDLE makes rclone's S3 backend replace its HTTP transport, which it then refuses
+        # ("LoadCustomCABundleError"); the endpoint is plain-HTTP loopback, no CA is involved.
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
             "RCLONE_CONFIG_BENCH_TYPE": "s3",
             "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
             "RCLONE_CONFIG_BENCH_ENDPOINT": self.endpoint,
@@ -116,22 +118,26 @@ class Storage:
             "RCLONE_CONFIG_BENCH_REGION": REGION,
         }
         cmd = ["rclone", "sync", "--checksum", "--transfers", str(transfers), "--checkers", str(transfers),
-               "--exclude", ".prepgen/**", "--use-json-log", "-v", "--stats", "0",
+               "--exclude", ".prepgen/**", "--use-json-log", "-v",
                str(build_dir), f"bench:{bucket}/site"]
         t = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - t
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
+        # Objects rclone copied: its -v log has one "Copied (new)" / "Copied (replaced existing)" per object;
+        # bytes are those objects' sizes on disk.
         objects = nbytes = 0
         for line in out.stderr.splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            stats = rec.get("stats") if isinstance(rec, dict) else None
-            if stats:
-                objects, nbytes = stats.get("transfers", objects), stats.get("bytes", nbytes)
+            if isinstance(rec, dict) and str(rec.get("msg", "")).startswith("Copied"):
+                objects += 1
+                obj = rec.get("object")
+                if isinstance(obj, str) and (build_dir / obj).is_file():
+                    nbytes += (build_dir / obj).stat().st_size
         return {"seconds": seconds, "objects": objects, "bytes": nbytes}
 
 

@@ -145,6 +145,7 @@ def build(
         "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2),
     }
     manifest = writer.finish(meta, extra)
+    gc.unfreeze()  # see load_and_model: a long-running caller gets its collector back as it was
     if state_dir != outdir / META_DIR:
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "state.json").write_bytes(renderer.state.dump())

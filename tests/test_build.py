@@ -319,6 +319,8 @@ def test_serve_previews_a_build(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+        proc.stdout.close()  # left to the GC they warn (ResourceWarning) in whichever test runs next
+        proc.stderr.close()
 
 
 def test_every_command_has_help_with_an_example() -> None:
