@@ -545,9 +545,9 @@ class Watcher:
                     self._handle(state, path, stable_for, final_pass)
                 self._silence(state)
             self._retry_delay = 0.0
-        except (Retry, PublishError) as exc:
-            # Storage trouble: the inbox file stays, the pendiente stays; back off up to a minute.
-            message = exc.message if isinstance(exc, PrepgenError) else str(exc)
+        except Exception as exc:  # noqa: BLE001 - storage down, lock busy, inbox unmounted: retry later
+            # The inbox file stays, the pendiente stays; back off up to a minute.
+            message = exc.message if isinstance(exc, PrepgenError) else f"{type(exc).__name__}: {exc}"
             self.log.log("error", motivo=message)
             self.say(f"error: {message}")
             self._retry_delay = min(60.0, max(self.op.sondeo_segundos, self._retry_delay * 2 or 1.0))
