@@ -63,7 +63,7 @@ _DETAIL: dict[str, tuple[str, ...]] = {
     "llegada": ("archivo", "sha256", "bytes"),
     "validacion": ("archivo", "corte", "resultado", "discrepancias", "advertencias"),
     "construccion": ("corte", "segundos", "archivos", "escritos"),
-    "publicacion": ("corte", "segundos", "objetos", "bytes", "reanudados", "puntero", "latencia_segundos"),
+    "publicacion": ("tipo", "corte", "segundos", "objetos", "bytes", "reanudados", "puntero", "latencia_segundos"),
     "reanudacion": ("corte", "archivo"),
     "duplicado": ("archivo", "sha256", "igual_a"),
     "rechazo": ("archivo", "motivo"),

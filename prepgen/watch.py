@@ -361,20 +361,25 @@ class Engine:
         self.say(str(result))
 
     # --- banner -----------------------------------------------------------------------------------
+    def live_package(self, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The live corte and the kept package it was built from (checked before any state changes)."""
+        live = self.live_corte()
+        if live is None:
+            raise ConfigError(f"{self.op.target}: nothing is published there yet; publish a corte first")
+        entry = state["publicados"].get(live)
+        if entry is None or not (self.wd.path / entry["paquete"]).is_file():
+            raise ConfigError(
+                f"{self.op.target}: the live corte {live} was not published from {self.wd.path}; "
+                "run the command with the watcher's --work"
+            )
+        return live, entry
+
     def republish_live(self, state: dict[str, Any], tipo: str) -> PublishResult:
         """Re-render the live corte from its kept package with the state's aviso/final and publish it.
 
         Section pages keep their bytes (the renderer reuses them: the aviso reaches them through
         main.json), so only the pages above section level and main.json are uploaded."""
-        live = self.live_corte()
-        if live is None:
-            raise ConfigError(f"{self.op.target}: nothing is published there yet; publish a corte first")
-        entry = state["publicados"].get(live)
-        if entry is None:
-            raise ConfigError(
-                f"{self.op.target}: the live corte {live} was not published from {self.wd.path}; "
-                "run the command with the watcher's --work"
-            )
+        live, entry = self.live_package(state)
         package = self.wd.path / entry["paquete"]
         pending = {"tipo": tipo, "corte": live, "archivo": entry["archivo"], "sha256": entry["sha256"]}
         try:
@@ -397,6 +402,7 @@ class Engine:
         before = state["aviso"]
         if texto is None and before is None:
             return None
+        self.live_package(state)
         state["aviso"] = {"texto": texto, "origen": origen, "desde": now_iso(self.op.tz)} if texto else None
         self.wd.save(state)
         result = self.republish_live(state, "aviso")
@@ -416,6 +422,7 @@ class Engine:
         state = self.wd.load()
         self.check_target(state)
         self.settle(state)
+        self.live_package(state)
         state["final"] = final
         self.wd.save(state)
         result = self.republish_live(state, "final")
@@ -466,6 +473,7 @@ class Watcher:
         self._signals = 0
         self._retry_at = 0.0
         self._retry_delay = 0.0
+        self._aviso_blocked = False
 
     # --- lifecycle --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -744,19 +752,22 @@ class Watcher:
         silent = (now - since).total_seconds()
         if silent < self.op.silencio_segundos:
             return
+        try:
+            live, _ = self.engine.live_package(state)
+        except ConfigError as exc:
+            if not self._aviso_blocked:
+                self.log.log("error", motivo=f"aviso automático no publicado: {exc.message}")
+            self._aviso_blocked = True  # e.g. a corte published by someone else is live: say it once
+            return
+        self._aviso_blocked = False
         state["aviso"] = {"texto": self.op.aviso_texto, "origen": "automatico", "desde": now_iso(self.op.tz)}
         self.wd.save(state)
-        try:
-            result = self.engine.republish_live(state, "aviso")
-        except ConfigError as exc:
-            state["aviso"] = None
-            self.wd.save(state)
-            self.log.log("error", motivo=f"aviso automático no publicado: {exc.message}")
-            return
+        # Logged before publishing: if storage is down, the pendiente carries it out later.
         self.log.log(
             "aviso", accion="activado", origen="automatico", texto=self.op.aviso_texto,
-            corte=result.corte_id, silencio_segundos=round(silent, 1),
+            corte=live, silencio_segundos=round(silent, 1),
         )
+        self.engine.republish_live(state, "aviso")
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -319,6 +319,10 @@ def test_serve_previews_a_build(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+        # Unclosed pipes surface later as a ResourceWarning in whichever test the GC runs in.
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_every_command_has_help_with_an_example() -> None:
