@@ -101,4 +101,4 @@ def atom_feed(
         f"<summary>{escape(summary)}</summary>\n"
         "</entry>\n"
         "</feed>\n"
-    ).encode("utf-8")
+    ).encode()
