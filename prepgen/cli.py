@@ -417,10 +417,12 @@ def bitacora(obj: Ctx, work: Path | None, as_json: bool) -> None:
 @click.option("--frame-ancestors", default="'self'", show_default=True,
               help="Who may frame pages (embeds under /embed/ may be framed anywhere).")
 @click.option("--cache-dir", default="/var/cache/nginx/prep", show_default=True, help="nginx proxy cache folder.")
+@click.option("--pointer-edge-ttl", type=click.IntRange(min=0), default=1, show_default=True,
+              help="nginx --upstream only: seconds the proxy may keep json/main.json (0: ask the storage every time).")
 @pass_ctx
 def config_cmd(
     obj: Ctx, kind: str, root: str | None, base_path: str | None, listen: str, server_name: str,
-    upstream: str | None, frame_ancestors: str, cache_dir: str,
+    upstream: str | None, frame_ancestors: str, cache_dir: str, pointer_edge_ttl: int,
 ) -> None:
     """Print a web server config that serves the site with the same headers as the S3 objects.
 
@@ -441,7 +443,7 @@ def config_cmd(
             kind, root=web_root,
             base_path=normalise_base_path(base_path) if base_path is not None else cfg.base_path,
             listen=listen, server_name=server_name, upstream=upstream, frame_ancestors=frame_ancestors,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, pointer_edge_ttl=pointer_edge_ttl,
         ),
         nl=False,
     )
