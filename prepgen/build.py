@@ -111,6 +111,19 @@ def build(
 ) -> BuildResult:
     """Build one package into ``outdir``. Nothing is written unless the package reads and models cleanly."""
     package, elections, timings = load_and_model(package_path, progress)
+    return build_model(package, elections, timings, outdir, options, progress=progress, state_dir=state_dir)
+
+
+def build_model(
+    package: Package,
+    elections: list[Eleccion],
+    timings: dict[str, float],
+    outdir: Path,
+    options: SiteOptions,
+    progress: Progress | None = None,
+    state_dir: Path | None = None,
+) -> BuildResult:
+    """Render and write an already read and modelled package (the watcher validates it before building)."""
     state_dir = state_dir or outdir / META_DIR
     previous = load_manifest(outdir)
     prev_corte = previous.get("corte_id")
@@ -153,7 +166,7 @@ def build(
     if progress:
         progress("escribir", timings["escribir"])
     if not manifest["files"]:
-        raise BuildError(f"{package_path}: the build produced no files")
+        raise BuildError(f"{package.nombre}: the build produced no files")
     return BuildResult(
         package=package,
         elections=elections,

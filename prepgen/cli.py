@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
 from . import __version__
 from .config import Config, load_config, normalise_base_path
+from .errors import ConfigError
 
 
 class Ctx:
@@ -164,8 +166,6 @@ def serve(obj: Ctx, directory: Path | None, port: int, bind: str) -> None:
 
 
 def _target(obj: Ctx, to: str | None) -> str:
-    from .errors import ConfigError
-
     target = to or obj.config.destino
     if not target:
         raise ConfigError("no target: pass --to s3://BUCKET/PREFIX or /path/to/webroot, or set [publicar] destino")
@@ -174,6 +174,10 @@ def _target(obj: Ctx, to: str | None) -> str:
 
 _to_option = click.option(
     "--to", "to", default=None, help="s3://BUCKET/PREFIX or a local web root (default: [publicar] destino)."
+)
+_work_option = click.option(
+    "--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The watcher's work dir: state, bitácora, packages, build (default: [operacion] trabajo).",
 )
 _endpoint_option = click.option(
     "--endpoint-url", default=None, help="S3-compatible endpoint (SeaweedFS, MinIO, R2); default: AWS."
@@ -240,21 +244,166 @@ def cortes(obj: Ctx, to: str | None, endpoint_url: str | None) -> None:
 @_endpoint_option
 @click.option("--all-pages", is_flag=True, default=False,
               help="Restore every page of the corte (after an interrupted publish that was never rerun).")
+@_work_option
 @pass_ctx
-def rollback(obj: Ctx, corte: str, to: str | None, endpoint_url: str | None, all_pages: bool) -> None:
+def rollback(
+    obj: Ctx, corte: str, to: str | None, endpoint_url: str | None, all_pages: bool, work: Path | None
+) -> None:
     """Make an older complete corte live again (pages restored, then one pointer write).
 
-    CORTE is an id as `prepgen cortes` lists it, e.g. 20210607_1320.
+    CORTE is an id as `prepgen cortes` lists it, e.g. 20210607_1320. When the watcher's work dir exists
+    (--work or [operacion] trabajo), the rollback is recorded in its state and bitácora.
 
     \b
     Example:
       prepgen rollback 20210607_1320 --to s3://resultados/prep2024
     """
     from .publish import rollback as run_rollback
+    from .watch import record_rollback
 
     cfg = obj.config.override(destino=to, endpoint_url=endpoint_url)
-    result = run_rollback(corte, _target(obj, cfg.destino), endpoint_url=cfg.endpoint_url, all_pages=all_pages)
+    target = _target(obj, cfg.destino)
+    work_dir = work or _resolve(cfg, cfg.trabajo)
+    if work is not None and not work.is_dir():
+        raise ConfigError(f"{work}: no such work dir; give the watcher's --work or drop the option")
+    result = run_rollback(corte, target, endpoint_url=cfg.endpoint_url, all_pages=all_pages)
     obj.say(str(result))
+    if work_dir is not None:
+        record_rollback(cfg, work_dir, target, result)
+
+
+def _operacion(obj: Ctx, to: str | None, endpoint_url: str | None, work: Path | None, **more: Any):  # noqa: ANN202
+    from .watch import operacion
+
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, **more)
+    work_dir = work or _resolve(cfg, cfg.trabajo)
+    assert work_dir is not None
+    return operacion(cfg, _site_options(cfg), work=work_dir, require_process=False)
+
+
+@main.command()
+@click.argument("inbox", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_to_option
+@_endpoint_option
+@_work_option
+@click.option("--threads", type=click.IntRange(1, 128), default=None, help="Concurrent uploads (default 16).")
+@click.option("--once", is_flag=True, default=False,
+              help="Look at the inbox twice (one poll apart), handle what is complete, and exit.")
+@pass_ctx
+def watch(
+    obj: Ctx, inbox: Path | None, to: str | None, endpoint_url: str | None, work: Path | None,
+    threads: int | None, once: bool,
+) -> None:
+    """Publish every package that lands in INBOX, newest corte last; refuse bad ones; keep a bitácora.
+
+    Runs until SIGINT/SIGTERM (a second signal abandons the publish in flight; the previous corte stays
+    live and the restart resumes it). Only packages of [proceso] entidad/anio/elecciones are accepted;
+    refused ones go to INBOX/rechazados/ with a .error.txt saying why, published ones to
+    INBOX/procesados/. INBOX defaults to [operacion] entrada.
+
+    \b
+    Example:
+      prepgen watch /srv/sftp/prep --to s3://resultados/prep2024 --work /var/lib/prepgen
+      prepgen watch --once                  # one pass, settings from prepgen.toml
+    """
+    from .watch import Watcher, operacion
+
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, hilos=threads)
+    folder = inbox or _resolve(cfg, cfg.entrada)
+    if folder is None:
+        raise ConfigError("no inbox: pass INBOX or set [operacion] entrada in prepgen.toml")
+    work_dir = work or _resolve(cfg, cfg.trabajo)
+    assert work_dir is not None
+    op = operacion(cfg, _site_options(cfg), work=work_dir, require_process=True)
+    obj.say(f"prepgen watch {folder} → {op.target} (work dir {op.work})")
+    Watcher(op, folder, say=obj.say).run(once=once)
+
+
+@main.command()
+@click.argument("texto", required=False)
+@click.option("--quitar", is_flag=True, default=False, help="Remove the aviso (manual or automatic).")
+@_to_option
+@_endpoint_option
+@_work_option
+@pass_ctx
+def aviso(
+    obj: Ctx, texto: str | None, quitar: bool, to: str | None, endpoint_url: str | None, work: Path | None
+) -> None:
+    """Show a banner on every page (or remove it) without rebuilding the whole site.
+
+    The live corte is re-rendered from the package kept in the work dir: only the pages above section
+    level and json/main.json change (section pages show it through JavaScript). The aviso stays on later
+    cortes until removed. TEXTO defaults to [operacion] aviso_texto.
+
+    \b
+    Example:
+      prepgen aviso "Publicación detenida por falla de red" --to s3://resultados/prep2024
+      prepgen aviso --quitar --to s3://resultados/prep2024
+    """
+    from .watch import Engine
+
+    if quitar and texto is not None:
+        raise click.UsageError("give TEXTO or --quitar, not both")
+    if texto is not None and not texto.strip():
+        raise click.UsageError("TEXTO is empty; give the aviso's text or use --quitar")
+    op = _operacion(obj, to, endpoint_url, work)
+    text = None if quitar else " ".join((texto or op.aviso_texto).split())
+    result = Engine(op, say=obj.say).set_aviso(text, "manual")
+    if result is None:
+        click.echo("no aviso is shown; nothing to remove")
+    elif text:
+        click.echo(f"aviso shown on corte {result.corte_id}: {text}")
+    else:
+        click.echo(f"aviso removed on corte {result.corte_id}")
+
+
+@main.command()
+@click.option("--quitar", is_flag=True, default=False, help="Undo: the results are not final after all.")
+@_to_option
+@_endpoint_option
+@_work_option
+@pass_ctx
+def final(obj: Ctx, quitar: bool, to: str | None, endpoint_url: str | None, work: Path | None) -> None:
+    """Mark the results final: banner ([operacion] final_texto), `final: true` in json/main.json.
+
+    Readers' pages stop polling for new cortes. Like `aviso`, only the pages above section level and
+    main.json are re-rendered and published.
+
+    \b
+    Example:
+      prepgen final --to s3://resultados/prep2024
+    """
+    from .watch import Engine
+
+    op = _operacion(obj, to, endpoint_url, work)
+    result = Engine(op, say=obj.say).set_final(not quitar)
+    click.echo(f"corte {result.corte_id} {'is no longer marked final' if quitar else 'marked final'}")
+
+
+@main.command()
+@_work_option
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the raw JSON lines.")
+@pass_ctx
+def bitacora(obj: Ctx, work: Path | None, as_json: bool) -> None:
+    """Print the publication log of a work dir (arrivals, refusals, timings, avisos, rollbacks).
+
+    \b
+    Example:
+      prepgen bitacora --work /var/lib/prepgen
+      prepgen bitacora --json > memoria-tecnica.jsonl
+    """
+    from .bitacora import format_table, read_log
+
+    work_dir = work or _resolve(obj.config, obj.config.trabajo)
+    assert work_dir is not None
+    entries = read_log(work_dir)
+    if as_json:
+        for e in entries:
+            click.echo(orjson.dumps(e).decode())
+    elif entries:
+        click.echo(format_table(entries))
+    else:
+        click.echo("the bitácora is empty")
 
 
 @main.command("config")
@@ -268,10 +417,12 @@ def rollback(obj: Ctx, corte: str, to: str | None, endpoint_url: str | None, all
 @click.option("--frame-ancestors", default="'self'", show_default=True,
               help="Who may frame pages (embeds under /embed/ may be framed anywhere).")
 @click.option("--cache-dir", default="/var/cache/nginx/prep", show_default=True, help="nginx proxy cache folder.")
+@click.option("--pointer-edge-ttl", type=click.IntRange(min=0), default=1, show_default=True,
+              help="nginx --upstream only: seconds the proxy may keep json/main.json (0: ask the storage every time).")
 @pass_ctx
 def config_cmd(
     obj: Ctx, kind: str, root: str | None, base_path: str | None, listen: str, server_name: str,
-    upstream: str | None, frame_ancestors: str, cache_dir: str,
+    upstream: str | None, frame_ancestors: str, cache_dir: str, pointer_edge_ttl: int,
 ) -> None:
     """Print a web server config that serves the site with the same headers as the S3 objects.
 
@@ -292,7 +443,7 @@ def config_cmd(
             kind, root=web_root,
             base_path=normalise_base_path(base_path) if base_path is not None else cfg.base_path,
             listen=listen, server_name=server_name, upstream=upstream, frame_ancestors=frame_ancestors,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, pointer_edge_ttl=pointer_edge_ttl,
         ),
         nl=False,
     )

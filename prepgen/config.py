@@ -45,6 +45,10 @@ class Config:
     final_texto: str = "Resultados preliminares finales: el PREP ha concluido."
     inicio: str | None = None  # operation window start, ISO-8601 (watcher ignores silence before it)
     fin: str | None = None  # operation window end
+    entrada: str | None = None  # the inbox the institute uploads packages into (`prepgen watch`)
+    trabajo: str = "trabajo"  # watcher work dir: state, bitácora, packages, persistent build
+    sondeo_segundos: float = 2.0  # how often the watcher looks at the inbox
+    incompleto_segundos: float = 60.0  # a stable file that is still not a readable zip is refused after this
     source_path: Path | None = field(default=None, compare=False)
 
     def override(self, **options: Any) -> Config:
@@ -72,6 +76,10 @@ _SECTIONS = {
         "final_texto",
         "inicio",
         "fin",
+        "entrada",
+        "trabajo",
+        "sondeo_segundos",
+        "incompleto_segundos",
     ),
 }
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from nginxserver import free_port
+from procutil import terminate, wait_listening
 
 MODULES = ("mpm_event", "authz_core", "mime", "dir", "alias", "headers", "filter", "deflate")
 _MODULE_DIR = Path("/usr/lib/apache2/modules")
@@ -89,25 +87,12 @@ Include {self.state}/site.conf
         self.proc = subprocess.Popen(
             [self.binary, "-X", "-f", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = (self.state / "error.log").read_text(errors="replace") if (self.state / "error.log").exists() else ""
-                raise AssertionError(f"apache2 exited with {self.proc.returncode}:\n{log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"apache2 did not listen on {self.listen} within {timeout} s")
+        log = self.state / "error.log"
+        wait_listening(
+            self.proc, self.port, timeout, "apache2",
+            lambda: log.read_text(errors="replace") if log.exists() else "",
+        )
+        return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        terminate(self.proc)

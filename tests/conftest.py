@@ -67,3 +67,30 @@ def s3bucket(s3server: S3Server) -> str:
     name = f"prepgen-{uuid.uuid4().hex[:12]}"
     s3server.client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def campeche_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three real Campeche cortes built in order into ONE build dir with `prepgen build` (so section
+    stamps are incremental, as on election night), each corte snapshotted right after its build.
+
+    ``{corte_id: snapshot dir}`` in corte order; each snapshot is a complete build dir (``.prepgen/`` too).
+    Built once per session (~12 s); tests must not modify the snapshots.
+    """
+    import shutil
+
+    from click.testing import CliRunner
+    from paths import CAMPECHE
+
+    from prepgen.cli import main
+
+    work = tmp_path_factory.mktemp("campeche-build")
+    out: dict[str, Path] = {}
+    for pkg in CAMPECHE:
+        result = CliRunner().invoke(main, ["-q", "build", str(pkg), "-o", str(work / "build")])
+        assert result.exit_code == 0, result.output
+        corte_id = pkg.name[:13]
+        snap = work / corte_id
+        shutil.copytree(work / "build", snap)
+        out[corte_id] = snap
+    return out

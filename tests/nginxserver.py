@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from procutil import terminate, wait_listening
 
 # Debian puts it in /usr/sbin, which is not on a normal user's PATH.
 _CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
@@ -95,31 +94,21 @@ http {{
         self.proc = subprocess.Popen(
             self._args(foreground=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                log = self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
-                raise AssertionError(f"nginx exited with {self.proc.returncode}:\n{err}\n{log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"nginx did not listen on {self.listen} within {timeout} s")
+        proc = self.proc
+
+        def detail() -> str:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            log = self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+            return f"{err}\n{log}"
+
+        wait_listening(proc, self.port, timeout, "nginx", detail)
+        return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # fast shutdown of master and workers
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            terminate(self.proc)  # TERM: fast shutdown of master and workers
         finally:
-            if self.proc.stderr:
+            if self.proc is not None and self.proc.stderr:
                 self.proc.stderr.close()
 
     def errors(self) -> str:

@@ -299,7 +299,7 @@ def test_serve_previews_a_build(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "prepgen.cli", "serve", str(out), "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 20
@@ -318,9 +318,7 @@ def test_serve_previews_a_build(tmp_path: Path) -> None:
             assert r.headers["Cache-Control"] == "no-cache"
     finally:
         proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()  # left to the GC they warn (ResourceWarning) in whichever test runs next
-        proc.stderr.close()
+        proc.communicate(timeout=10)  # also closes the pipe (ResourceWarning otherwise)
 
 
 def test_every_command_has_help_with_an_example() -> None:
