@@ -60,6 +60,8 @@ def _site_options(cfg: Config):  # noqa: ANN202 - SiteOptions, imported lazily t
         titulo=cfg.titulo,
         institucion=cfg.institucion,
         tema=cfg.tema,
+        base_url=cfg.base_url,
+        final_texto=cfg.final_texto,
     )
 
 

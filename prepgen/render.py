@@ -24,7 +24,7 @@ import jinja2
 import minify_html
 import orjson
 
-from . import __version__
+from . import __version__, extras
 from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, templates_digest
 from .headers import CSP
 from .model import Cifras, Eleccion, Resultado, Seccion, Unidad, pct
@@ -112,6 +112,7 @@ class SiteOptions:
     aviso: str | None = None
     final: bool = False
     final_texto: str = ""
+    base_url: str = ""  # absolute origin for the feed and the embed code, e.g. https://example.mx
 
 
 @dataclass
@@ -166,7 +167,7 @@ class Renderer:
         self.skipped: list[str] = []  # section pages kept from the previous build (identical bytes)
         self._tpl = {
             n: self.env.get_template(n + ".html")
-            for n in ("index", "eleccion", "ambito", "seccion", "candidatura")
+            for n in ("index", "eleccion", "ambito", "seccion", "candidatura", "embed", "embed_index")
         }
         self.state.fingerprint = self._fingerprint()
         self.fast_pages = 0  # section pages written by fastpage (the rest went through jinja2 + minify-html)
@@ -362,10 +363,26 @@ class Renderer:
                 for e, epath, _ in summaries
             ],
         }
+        yield from self._extras(summaries)
         yield "index.html", self._page(
             "index", corte=self.corte, current=self.corte, elecciones=[(e, s) for e, _, s in summaries]
         )
         yield "json/main.json", dumps(main)
+
+    def _extras(self, summaries: list) -> Iterator[tuple[str, bytes]]:
+        """Embeds, CSV downloads and the feed (see prepgen.extras)."""
+        for e, _, payload in summaries:
+            yield extras.csv_path(e, self.corte), extras.election_csv(e, self.corte)
+            yield f"embed/{e.slug}/index.html", self._page(
+                "embed", e=e, p=payload, corte=self.corte, current=self.corte
+            )
+        yield "embed/index.html", self._page(
+            "embed_index", corte=self.corte, current=self.corte, elecciones=[e for e, _, _ in summaries],
+            origin=self.o.base_url.rstrip("/"),
+        )
+        yield "feed.xml", extras.atom_feed(
+            self.elections, self.corte, self.url, self.o.base_url, self.o.titulo, self.o.aviso, self.o.final
+        )
 
     def _static_files(self) -> Iterator[tuple[str, bytes]]:
         seen: set[str] = set()
@@ -448,6 +465,7 @@ class Renderer:
             "nulos": e.cifras.nulos,
             "discrepancias": e.discrepancias,
             "candidaturas_paginas": cand_links,
+            "descargas": {"csv": self.url(extras.csv_path(e, corte)), "embed": self.url(f"embed/{e.slug}/")},
             "ambitos": unit_links,
         }
         data = dumps(payload)

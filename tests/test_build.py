@@ -350,3 +350,34 @@ def test_golden_output_campeche_2240(built) -> None:
     _golden("campeche_2240_gob_distrito_002.json", orjson.dumps(unit, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     bundle = orjson.loads((root / unit["ambitos"][0]["json"].lstrip("/")).read_bytes())
     _golden("campeche_2240_gob_secciones_002.json", orjson.dumps(bundle, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+
+def test_downloads_embeds_and_feed(built) -> None:
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    root = built[CAMPECHE[-1].name]
+    m = orjson.loads((root / "json" / "main.json").read_bytes())
+    gob = orjson.loads((root / m["elecciones"][0]["json"].lstrip("/")).read_bytes())
+    # CSV: the corte is in the file name and the per-unit figures add up to the page's recount.
+    csv_url = gob["descargas"]["csv"]
+    assert csv_url == "/datos/gob_20210607_2000.csv"
+    text = (root / csv_url.lstrip("/")).read_bytes().decode("utf-8-sig")
+    assert text.startswith("# Gubernatura · corte 07/06/2021 20:00 (UTC-5)")
+    rows = list(csv.DictReader(io.StringIO(text.split("\r\n", 1)[1])))
+    assert len(rows) == len(gob["ambitos"])
+    for c in gob["candidaturas"]:
+        assert sum(int(r[c["codigo"]]) for r in rows) == c["votos"], c["codigo"]
+    assert sum(int(r["TOTAL_VOTOS"]) for r in rows) == gob["recuento"]["total_votos"]
+    # Embed: light, stamped, framable page per election; the index prints the iframe code.
+    embed = (root / "embed" / "gob" / "index.html").read_text()
+    assert "07/06/2021 20:00 (UTC-5)" in embed and "LAYDA ELENA SANSORES SAN ROMAN" in embed
+    code = re.search(r"<textarea[^>]*>(.*?)</textarea>", (root / "embed" / "index.html").read_text(), re.S)[1]
+    assert re.search(r'(<|&lt;)iframe src="?/embed/gob/', code), code
+    # Feed: valid Atom whose entry names the corte.
+    feed = ET.fromstring((root / "feed.xml").read_bytes())
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entry = feed.find("a:entry", ns)
+    assert "07/06/2021 20:00 (UTC-5)" in entry.find("a:title", ns).text
+    assert entry.find("a:updated", ns).text == "2021-06-07T20:00:00-05:00"
