@@ -108,10 +108,21 @@ def build(
     options: SiteOptions,
     progress: Progress | None = None,
     state_dir: Path | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> BuildResult:
     """Build one package into ``outdir``. Nothing is written unless the package reads and models cleanly."""
     package, elections, timings = load_and_model(package_path, progress)
-    return build_model(package, elections, timings, outdir, options, progress=progress, state_dir=state_dir)
+    return build_model(
+        package, elections, timings, outdir, options, progress=progress, state_dir=state_dir, tick=tick
+    )
+
+
+def expected_files(elections: list[Eleccion]) -> int:
+    """About how many files a build writes (for a progress bar): pages, bundles and unit JSON."""
+    return sum(
+        2 * len(e.unidades) + sum(len(u.secciones) for u in e.unidades.values()) + 2 * len(e.contendientes) + 4
+        for e in elections
+    )
 
 
 def build_model(
@@ -122,6 +133,7 @@ def build_model(
     options: SiteOptions,
     progress: Progress | None = None,
     state_dir: Path | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> BuildResult:
     """Render and write an already read and modelled package (the watcher validates it before building)."""
     state_dir = state_dir or outdir / META_DIR
@@ -137,10 +149,12 @@ def build_model(
     writer = Writer(outdir, previous)
     renderer = Renderer(elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep)
     pages = 0
-    for path, data in renderer.render():
+    for done, (path, data) in enumerate(renderer.render(), start=1):
         writer.write(path, data)
         if path.endswith(".html"):
             pages += 1
+        if tick and done % 200 == 0:
+            tick(200)
     timings["render"] = time.perf_counter() - t
     if progress:
         progress("render", timings["render"])
