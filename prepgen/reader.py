@@ -724,7 +724,8 @@ def _read_candidaturas(f: _File) -> list[Candidatura]:
 # Package entry point
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, streamed (packages can be large)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -748,7 +749,7 @@ def read_package(path: str | Path, limits: Limits | None = None) -> Package:
     else:
         with _open_zip(path, str(path)) as zf:
             files = list(_walk_zip(zf, str(path), 0, budget, limits))
-        sha = _sha256_file(path)
+        sha = sha256_file(path)
     csvs = [f for f in files if f.name.lower().endswith(".csv")]
     cand_files = [f for f in csvs if "CANDIDATURA" in PurePosixPath(f.name.split(":")[-1]).name.upper()]
     election_files = [f for f in csvs if f not in cand_files]

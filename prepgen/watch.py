@@ -44,7 +44,7 @@ from .build import BuildResult, build_model, load_and_model, report_of
 from .config import Config
 from .errors import BuildError, ConfigError, PackageError, PrepgenError, PublishError
 from .publish import POINTER_PATH, PublishResult, StorageError, open_storage, publish
-from .reader import PACKAGE_NAME_RE, Limits
+from .reader import PACKAGE_NAME_RE, Limits, sha256_file
 from .render import SiteOptions
 from .writer import META_DIR
 
@@ -337,7 +337,7 @@ class Engine:
             state["ultimo_corte_en"] = flipped
         self.wd.save(state)
         origin = pending.get("origen")
-        if origin and Path(origin).is_file() and _sha256_file(Path(origin)) == pending.get("sha256"):
+        if origin and Path(origin).is_file() and sha256_file(Path(origin)) == pending.get("sha256"):
             _move_unique(Path(origin), Path(origin).parent / DONE_DIR)
         latency = None
         if pending.get("llegada"):
@@ -784,14 +784,6 @@ def _opens_as_zip(path: Path) -> bool:
             return True
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return False
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _move_unique(path: Path, folder: Path) -> Path | None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sitecheck import site_links
+
 Get = Callable[[str], "bytes | None"]
 """``get(key)``: bytes of a site key (``gob/index.html``, ``json/main.json``), or None for a 404."""
 
@@ -111,20 +113,6 @@ def dir_getter(root: Path) -> Get:
             return None
 
     return get
-
-
-def site_links(obj: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in ("json", "html") and isinstance(v, str):
-                out.append(v)
-            else:
-                out.extend(site_links(v))
-    elif isinstance(obj, list):
-        for v in obj:
-            out.extend(site_links(v))
-    return out
 
 
 @dataclass
