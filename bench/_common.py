@@ -56,8 +56,8 @@ def pages(build_dir: Path) -> int:
 class Progress:
     """Stage lines on a terminal; silent with --quiet or when CI is set or stderr is not a TTY."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.on = not quiet and not os.environ.get("CI") and sys.stderr.isatty()
+    def __init__(self, quiet: bool, force: bool = False) -> None:
+        self.on = force or (not quiet and not os.environ.get("CI") and sys.stderr.isatty())
         self.t0 = time.monotonic()
 
     def __call__(self, text: str) -> None:

@@ -64,6 +64,7 @@ def run(escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, wo
     n = pages(cold)
     out["cold_build"] = {"seconds": r["seconds"], "cpu": r["cpu"], "pages": n, "pages_per_s": n / r["seconds"],
                          "peak_rss_mib": r["peak_rss_mib"]}
+    say(f"cold build: {json.dumps(out['cold_build'])}")
     shutil.rmtree(cold)
 
     with Storage(work / "seaweedfs") as s3:
@@ -73,6 +74,7 @@ def run(escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, wo
         measured(prepgen("build", str(prev), "-o", str(site)))
         base = s3.publish(site, bucket)
         out["first_publish"] = base
+        say(f"first publish: {json.dumps(base)}")
         say(f"corte-to-live {new.name}")
         t = time.perf_counter()
         b = measured(prepgen("build", str(new), "-o", str(site)))
@@ -80,6 +82,7 @@ def run(escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, wo
         out["corte_to_live"] = {"seconds": time.perf_counter() - t, "build_seconds": b["seconds"],
                                 "publish_seconds": p["seconds"], "objects": p["objects"], "bytes": p["bytes"],
                                 "peak_rss_mib": b["peak_rss_mib"]}
+        say(f"corte-to-live: {json.dumps(out['corte_to_live'])}")
 
         naive_bucket = s3.bucket()
         say(f"naive baseline: full build + rclone sync of {prev.name}")
@@ -124,8 +127,10 @@ def main() -> None:
     ap.add_argument("--sim-dir", type=Path, default=None, help="keep/reuse simulated packages here")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--progress", action="store_true",
+                    help="progress lines even when stderr is not a terminal (a long run under nohup)")
     args = ap.parse_args()
-    say = Progress(args.quiet)
+    say = Progress(args.quiet, force=args.progress)
     escalas = ["coahuila", "nacional"] if args.escala == "both" else [args.escala]
     results = []
     with tempfile.TemporaryDirectory(prefix="prepgen-scale-") as tmp:
