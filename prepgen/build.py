@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from .errors import BuildError, ConfigError
-from .model import Eleccion, build_elections
-from .reader import PACKAGE_NAME_RE, Package, read_package
-from .render import Renderer, SectionState, SiteOptions
+from .model import Eleccion, SectionMemo, build_elections
+from .reader import PACKAGE_NAME_RE, Package, RowMemo, read_package
+from .render import Renderer, RenderMemo, SectionState, SiteOptions
 from .writer import META_DIR, Writer, load_manifest
 
 Progress = Callable[[str, float], None]
@@ -36,6 +36,31 @@ class BuildResult:
     @property
     def seconds(self) -> float:
         return sum(self.timings.values())
+
+
+@dataclass
+class BuildCache:
+    """What a process building corte after corte (the watcher) keeps between builds into one folder.
+
+    Between cortes only newly captured actas change. With this cache an unchanged acta row is not parsed
+    again (RowMemo), an unchanged section's figures are not summed again (SectionMemo) and its JSON is not
+    rebuilt or hashed again (RenderMemo), so a corte costs what changed plus the levels above. The render
+    memo is only trusted next to the state file it was recorded with; if that file changed meanwhile
+    (another process built into the folder), it is dropped. ``prepgen build`` runs without one.
+    """
+
+    rows: RowMemo = field(default_factory=RowMemo)
+    sections: SectionMemo = field(default_factory=SectionMemo)
+    render: RenderMemo = field(default_factory=RenderMemo)
+    state_file: tuple[str, int, int] | None = None
+
+
+def _file_token(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns)
 
 
 def newest_package(folder: Path) -> Path:
@@ -77,7 +102,9 @@ def report_of(package: Package, elections: list[Eleccion]) -> dict[str, Any]:
     }
 
 
-def load_and_model(package_path: Path, progress: Progress | None = None) -> tuple[Package, list[Eleccion], dict]:
+def load_and_model(
+    package_path: Path, progress: Progress | None = None, cache: BuildCache | None = None
+) -> tuple[Package, list[Eleccion], dict]:
     timings: dict[str, float] = {}
     # Reading allocates millions of small objects and none of them form cycles worth collecting: without
     # this the cyclic GC rescans the growing heap again and again (half the modelling time nationally).
@@ -85,12 +112,12 @@ def load_and_model(package_path: Path, progress: Progress | None = None) -> tupl
     gc.disable()
     try:
         t = time.perf_counter()
-        package = read_package(package_path)
+        package = read_package(package_path, memo=cache.rows if cache else None)
         timings["leer"] = time.perf_counter() - t
         if progress:
             progress("leer", timings["leer"])
         t = time.perf_counter()
-        elections = build_elections(package)
+        elections = build_elections(package, cache.sections if cache else None)
         timings["modelo"] = time.perf_counter() - t
     finally:
         if gc_was_enabled:
@@ -109,11 +136,13 @@ def build(
     progress: Progress | None = None,
     state_dir: Path | None = None,
     tick: Callable[[int], None] | None = None,
+    cache: BuildCache | None = None,
 ) -> BuildResult:
     """Build one package into ``outdir``. Nothing is written unless the package reads and models cleanly."""
-    package, elections, timings = load_and_model(package_path, progress)
+    package, elections, timings = load_and_model(package_path, progress, cache)
     return build_model(
-        package, elections, timings, outdir, options, progress=progress, state_dir=state_dir, tick=tick
+        package, elections, timings, outdir, options, progress=progress, state_dir=state_dir, tick=tick,
+        cache=cache,
     )
 
 
@@ -134,20 +163,25 @@ def build_model(
     progress: Progress | None = None,
     state_dir: Path | None = None,
     tick: Callable[[int], None] | None = None,
+    cache: BuildCache | None = None,
 ) -> BuildResult:
     """Render and write an already read and modelled package (the watcher validates it before building)."""
     state_dir = state_dir or outdir / META_DIR
+    state_path = state_dir / "state.json"
+    if cache is not None and cache.state_file != _file_token(state_path):
+        cache.render = RenderMemo()  # recorded against another state than the one on disk now
     previous = load_manifest(outdir)
     prev_corte = previous.get("corte_id")
-    if prev_corte and prev_corte > package.corte.id:
-        # Section stamps are "the corte in which the figures last changed": an older package on top of
-        # newer state would stamp sections with the future. Start that folder's memory afresh.
-        state = SectionState()
-    else:
-        state = SectionState.load(state_dir / "state.json")
+    # Section stamps are "the corte in which the figures last changed": an older package on top of
+    # newer state would stamp sections with the future. Then that folder's memory starts afresh.
+    older = bool(prev_corte and prev_corte > package.corte.id)
+    state = SectionState() if older else SectionState.load(state_path)
     t = time.perf_counter()
     writer = Writer(outdir, previous)
-    renderer = Renderer(elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep)
+    renderer = Renderer(
+        elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep,
+        memo=cache.render if cache else None,
+    )
     pages = 0
     for done, (path, data) in enumerate(renderer.render(), start=1):
         writer.write(path, data)
@@ -175,7 +209,10 @@ def build_model(
     gc.unfreeze()  # see load_and_model: a long-running caller gets its collector back as it was
     if state_dir != outdir / META_DIR:
         state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / "state.json").write_bytes(renderer.state.dump())
+        state_path.write_bytes(renderer.state.dump())
+    if cache is not None:
+        cache.render.record(elections)
+        cache.state_file = _file_token(state_path)
     timings["escribir"] = time.perf_counter() - t
     if progress:
         progress("escribir", timings["escribir"])

@@ -416,7 +416,7 @@ def _section_key(a: Acta, unit_id: str, pseudo: bool, multi: bool) -> str:
     return f"{a.entidad.zfill(2)}-{sec}" if multi else sec
 
 
-def build_election(data: ElectionData) -> Eleccion:
+def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Eleccion:
     ncols = len(data.vote_columns)
     parties = [c for c in data.vote_columns if not c.startswith("C_")]
     col_parties: list[tuple[str, ...]] = []
@@ -443,9 +443,9 @@ def build_election(data: ElectionData) -> Eleccion:
         sid = _section_key(a, uid, pseudo, multi)
         s = u.secciones.get(sid)
         if s is None:
-            s = u.secciones[sid] = Seccion(id=sid, unidad_id=uid, cifras=Cifras(ncols))
+            s = u.secciones[sid] = Seccion(id=sid, unidad_id=uid, cifras=_NO_CIFRAS)
         s.actas.append(a)
-        s.cifras.add_acta(a)
+    _section_figures(data.codigo, unidades, ncols, memo)
     # A section split between two units (seen in Campeche's AYUN) would map two pages to one URL:
     # qualify those sections with their unit id.
     seen: dict[str, int] = {}
@@ -513,6 +513,43 @@ def build_election(data: ElectionData) -> Eleccion:
     return e
 
 
+class SectionMemo:
+    """The previous corte's section figures, for a process building corte after corte (the watcher).
+
+    A section holding the very same Acta objects as last time (reader.RowMemo shares unchanged rows) has
+    the same figures: they are reused instead of being summed again. Cifras are never mutated once built
+    (units and the state add copies of them), so sharing them between cortes is safe.
+    """
+
+    def __init__(self) -> None:
+        self.elections: dict[str, dict[tuple[str, str], tuple[list[Acta], Cifras]]] = {}
+
+
+_NO_CIFRAS = Cifras(0)  # placeholder until _section_figures fills every section in
+
+
+def _section_figures(codigo: str, unidades: dict[str, Unidad], ncols: int, memo: SectionMemo | None) -> None:
+    old = memo.elections.get(codigo, {}) if memo is not None else {}
+    new: dict[tuple[str, str], tuple[list[Acta], Cifras]] = {}
+    for u in unidades.values():
+        for sid, s in u.secciones.items():
+            prev = old.get((u.id, sid))
+            if (
+                prev is not None
+                and prev[1].ncols == ncols
+                and len(prev[0]) == len(s.actas)
+                and all(x is y for x, y in zip(prev[0], s.actas, strict=True))
+            ):
+                s.cifras = prev[1]
+            else:
+                s.cifras = Cifras(ncols)
+                for a in s.actas:
+                    s.cifras.add_acta(a)
+            new[(u.id, sid)] = (s.actas, s.cifras)
+    if memo is not None:
+        memo.elections[codigo] = new
+
+
 def _renamed(s: Seccion, sid: str) -> Seccion:
     s.id = sid
     return s
@@ -564,5 +601,5 @@ def _cross_check(data: ElectionData, state: Cifras, e: Eleccion) -> list[dict]:
     return out
 
 
-def build_elections(package: Package) -> list[Eleccion]:
-    return [build_election(d) for d in package.elecciones]
+def build_elections(package: Package, memo: SectionMemo | None = None) -> list[Eleccion]:
+    return [build_election(d, memo) for d in package.elecciones]

@@ -13,6 +13,7 @@ is decompressed into memory (see :class:`Limits`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -20,7 +21,7 @@ import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -441,7 +442,80 @@ def election_code(csv_name: str) -> str:
     return "_".join(tokens) or stem
 
 
-def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
+class RowMemo:
+    """Acta rows of the previous corte by their raw line, for a process that builds corte after corte.
+
+    Between cortes only newly captured actas change, and an identical line under the same header parses to
+    the same Acta: the watcher keeps one of these so a corte parses only its new lines (Actas are never
+    mutated after reading, so sharing them between cortes is safe). Only the newest corte's lines are kept.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str, str], dict[str, Acta]] = {}
+        self._seen: set[tuple[str, str, str]] = set()
+        self.parsed = 0  # lines parsed in the last package (the rest came from here)
+
+    def begin(self) -> None:
+        self._seen = set()
+        self.parsed = 0
+
+    def end(self) -> None:
+        for layout in set(self.files) - self._seen:
+            del self.files[layout]
+
+
+def _parse_rows(
+    lines: list[str],
+    first: int,
+    parse: Callable[[list[str], int], Acta | None],
+    delim: str,
+    memo: RowMemo | None,
+    layout: tuple[str, str, str],
+) -> list[Acta]:
+    if memo is not None:
+        actas = _parse_rows_memo(lines, first, parse, delim, memo, layout)
+        if actas is not None:
+            return actas
+    actas = []
+    for n, row in enumerate(csv.reader(lines, delimiter=delim), start=first):
+        a = parse(row, n)
+        if a is not None:
+            actas.append(a)
+    return actas
+
+
+def _parse_rows_memo(
+    lines: list[str],
+    first: int,
+    parse: Callable[[list[str], int], Acta | None],
+    delim: str,
+    memo: RowMemo,
+    layout: tuple[str, str, str],
+) -> list[Acta] | None:
+    get = memo.files.get(layout, {}).get
+    new: dict[str, Acta] = {}
+    actas: list[Acta] = []
+    parsed = 0
+    for n, line in enumerate(lines, start=first):
+        a = get(line)
+        if a is None:
+            if line.count('"') % 2:
+                return None  # a quoted field spans lines: only the whole-file reader parses it right
+            a = parse(next(csv.reader([line], delimiter=delim), []), n)
+            parsed += 1
+            if a is None:
+                continue
+        elif a.line != n:
+            a = dataclasses.replace(a, line=n)
+        new[line] = a
+        actas.append(a)
+    memo.files[layout] = new
+    memo._seen.add(layout)
+    memo.parsed += parsed
+    return actas
+
+
+def _read_election_csv(f: _File, cand: _File | None, memo: RowMemo | None = None) -> ElectionData:
     text = decode_text(f.data, f.name)
     lines = text.splitlines()
     # Locate the blocks by content.
@@ -561,12 +635,9 @@ def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
     def opt(row: list[str], i: int | None) -> str:
         return _clean(row[i]) if i is not None else ""
 
-    actas: list[Acta] = []
-    entidades: set[str] = set()
-    reader = csv.reader(lines[acta_at + 1 :], delimiter=delim)
-    for n, row in enumerate(reader, start=acta_at + 2):
+    def parse(row: list[str], n: int) -> Acta | None:
         if not row or not "".join(row).strip():  # one C call instead of a generator per row
-            continue
+            return None
         if len(row) != ncols:
             if len(row) > ncols and not any(c.strip() for c in row[ncols:]):
                 row = row[:ncols]  # ragged trailing delimiters (2017 layout)
@@ -619,41 +690,41 @@ def _read_election_csv(f: _File, cand: _File | None) -> ElectionData:
             )
         if cont == "1" and fuera:
             raise PackageError(f"{where}: a fuera de catálogo acta is marked CONTABILIZADA=1; the row is inconsistent")
-        ent = opt(row, i_ent)
-        if not fuera and ent:
-            entidades.add(ent.lstrip("0") or "0")
         tcalc = nums["TOTAL_VOTOS_CALCULADO"]
         if tcalc is None and cont == "1" and i_tcalc is None:
             tcalc = nums["TOTAL_VOTOS_ASENTADO"]
-        actas.append(
-            Acta(
-                line=n,
-                clave_casilla=clave,
-                clave_acta=opt(row, i_acta),
-                entidad=ent,
-                unidad_id=_clean(row[i_gid]),
-                unidad_nombre=_clean(row[i_gname]),
-                seccion=_clean(row[i_sec]),
-                id_casilla=opt(row, i_idc),
-                tipo_casilla=_clean(row[i_tipo]).upper(),
-                ext_contigua=opt(row, i_ext),
-                tipo_acta=opt(row, i_tacta),
-                votos=tuple(votos),
-                marcas=marcas,
-                no_registrados=nums["NO_REGISTRADOS"],
-                nulos=nums["NULOS"],
-                total_asentado=nums["TOTAL_VOTOS_ASENTADO"],
-                total_calculado=tcalc,
-                lista_nominal=nums["LISTA_NOMINAL"],
-                contabilizada=cont,
-                observaciones=obs,
-                sha=opt(row, i_sha),
-                acopio=opt(row, i_acopio),
-                captura=opt(row, i_captura),
-                verificacion=opt(row, i_verif),
-                fuera_catalogo=fuera,
-            )
+        return Acta(
+            line=n,
+            clave_casilla=clave,
+            clave_acta=opt(row, i_acta),
+            entidad=opt(row, i_ent),
+            unidad_id=_clean(row[i_gid]),
+            unidad_nombre=_clean(row[i_gname]),
+            seccion=_clean(row[i_sec]),
+            id_casilla=opt(row, i_idc),
+            tipo_casilla=_clean(row[i_tipo]).upper(),
+            ext_contigua=opt(row, i_ext),
+            tipo_acta=opt(row, i_tacta),
+            votos=tuple(votos),
+            marcas=marcas,
+            no_registrados=nums["NO_REGISTRADOS"],
+            nulos=nums["NULOS"],
+            total_asentado=nums["TOTAL_VOTOS_ASENTADO"],
+            total_calculado=tcalc,
+            lista_nominal=nums["LISTA_NOMINAL"],
+            contabilizada=cont,
+            observaciones=obs,
+            sha=opt(row, i_sha),
+            acopio=opt(row, i_acopio),
+            captura=opt(row, i_captura),
+            verificacion=opt(row, i_verif),
+            fuera_catalogo=fuera,
         )
+
+    body = lines[acta_at + 1 :]
+    layout = (PurePosixPath(f.name.split(":")[-1]).name, lines[acta_at], delim)
+    actas = _parse_rows(body, acta_at + 2, parse, delim, memo, layout)
+    entidades = {a.entidad.lstrip("0") or "0" for a in actas if not a.fuera_catalogo and a.entidad}
     codigo = election_code(PurePosixPath(f.name.split(":")[-1]).name)
     candidaturas = _read_candidaturas(cand) if cand else []
     return ElectionData(
@@ -733,7 +804,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_package(path: str | Path, limits: Limits | None = None) -> Package:
+def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo | None = None) -> Package:
     """Read and validate a whole package (outer zip, inner election zip, or folder)."""
     limits = limits or Limits()
     path = Path(path)
@@ -758,6 +829,8 @@ def read_package(path: str | Path, limits: Limits | None = None) -> Package:
             f"{path}: no election CSV found (expected e.g. CAMP_GOB_2021.csv inside the package's inner zips)"
         )
     elections: list[ElectionData] = []
+    if memo is not None:
+        memo.begin()
     for f in election_files:
         code = election_code(PurePosixPath(f.name.split(":")[-1]).name)
         container = f.name.rsplit(":", 1)[0] if ":" in f.name else str(PurePosixPath(f.name).parent)
@@ -770,7 +843,9 @@ def read_package(path: str | Path, limits: Limits | None = None) -> Package:
             ))
             == code
         ]
-        elections.append(_read_election_csv(f, cands[0] if cands else None))
+        elections.append(_read_election_csv(f, cands[0] if cands else None, memo))
+    if memo is not None:
+        memo.end()
     codes = [e.codigo for e in elections]
     dup = sorted({c for c in codes if codes.count(c) > 1})
     if dup:

@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 import minify_html
 import orjson
+from markupsafe import Markup, escape
 
 from . import __version__, extras
 from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, templates_digest
@@ -148,8 +149,10 @@ class Renderer:
         reuse: Callable[[str], bool] | None = None,
         can_reuse: Callable[[str], bool] | None = None,
         workers: int | None = None,
+        memo: RenderMemo | None = None,
     ) -> None:
         self.elections = elections
+        self.memo = memo
         self.corte = corte
         self.o = options
         self.env = make_env(options.tema)
@@ -165,6 +168,7 @@ class Renderer:
         self.state = SectionState()
         self.static: dict[str, str] = {}
         self.skipped: list[str] = []  # section pages kept from the previous build (identical bytes)
+        self.kept_files: list[str] = []  # section chunks a forked worker found reusable (the parent claims them)
         self._tpl = {
             n: self.env.get_template(n + ".html")
             for n in ("index", "eleccion", "ambito", "seccion", "candidatura", "embed", "embed_index")
@@ -241,6 +245,9 @@ class Renderer:
                         results.append(result)
                     self.state.entries.update(out.state)
                     self.fast_pages += out.fast_pages
+                    for path in out.kept:
+                        if not self.reuse(path):  # pragma: no cover - the file vanished meanwhile
+                            raise RuntimeError(f"{path}: kept chunk disappeared during the build")
                     for path in out.skipped:
                         if not self.reuse(path):  # pragma: no cover - the file vanished meanwhile
                             raise RuntimeError(f"{path}: kept page disappeared during the build")
@@ -484,16 +491,54 @@ class Renderer:
         return path, payload
 
     def _unit(self, e: Eleccion, uid: str) -> Iterator[tuple[str, bytes]]:
+        """A unit's page and JSON, its sections' pages, and one new chunk holding the sections that changed.
+
+        Section JSON is log-structured (docs/JSON.md): a section whose figures did not change stays in the
+        chunk it was written to in an earlier corte (its page, which links that chunk, is kept as is); the
+        sections that changed go together into one new content-addressed chunk of this unit. A corte
+        therefore writes at most one chunk per unit, sized by what changed, not by the unit.
+        """
         u = e.unidades[uid]
         self._cols = e.data.vote_columns
-        sections: dict[str, dict[str, Any]] = {}
-        reusable: dict[str, bool] = {}
-        section_links = []
+        same_render = self.prev.fingerprint == self.state.fingerprint
+        sig = unit_signature(e, u) if self.memo is not None else None
+        entries: dict[str, list[Any]] = {}
+        bodies: dict[str, dict[str, Any]] = {}
+        fresh: dict[str, dict[str, Any]] = {}  # the new chunk's sections
+        unchanged: set[str] = set()
+        chunk_ok: dict[str, bool] = {}
         for s in u.secciones.values():
-            sections[s.id], reusable[s.id] = self._section_payload(e, u, s)
-        bundle = dumps({"eleccion": e.codigo, "tipo": u.tipo, "id": u.id, "nombre": u.nombre, "secciones": sections})
-        bpath = self._json_path(e.slug, bundle)
-        yield bpath, bundle
+            key = f"{e.slug}/{s.id}"
+            prev = self.prev.entries.get(key)
+            if prev is not None and same_render and self.memo is not None and self.memo.same(key, s.actas, sig):
+                entry = list(prev)  # the very same actas as last corte: same figures, nothing to recompute
+            else:
+                body = bodies[s.id] = self._section_body(e, u, s)
+                digest = sha(dumps(body))
+                if prev is not None and prev[0] == digest:
+                    entry = list(prev)
+                else:
+                    entry = [digest, self.corte.id, self.corte.iso, self.corte.texto, None]
+            chunk = entry[4] if len(entry) > 4 and same_render else None
+            if chunk is not None and chunk not in chunk_ok:
+                chunk_ok[chunk] = self.can_reuse(chunk) if self._in_worker else self.reuse(chunk)
+            if chunk is None or not chunk_ok[chunk]:
+                if s.id not in bodies:
+                    bodies[s.id] = self._section_body(e, u, s)
+                fresh[s.id] = _stamped(bodies[s.id], entry)
+                chunk = None
+            else:
+                unchanged.add(s.id)
+            entries[s.id] = entry[:4] + [chunk]
+        if fresh:
+            bundle = dumps({"eleccion": e.codigo, "tipo": u.tipo, "id": u.id, "nombre": u.nombre, "secciones": fresh})
+            bpath = self._json_path(e.slug, bundle)
+            yield bpath, bundle
+            for sid in fresh:
+                entries[sid][4] = bpath
+        kept = [c for c, ok in chunk_ok.items() if ok]
+        if self._in_worker:
+            self.kept_files.extend(kept)
         fast = self._fast_section()
         parts = None
         if fast is not None:
@@ -501,9 +546,11 @@ class Renderer:
                 parts = fast.unit(e, u, u.contendientes)
             except NotPlain:
                 parts = None
-        json_url = self.url(bpath)
+        section_links = []
         for s in u.secciones.values():
-            sp = sections[s.id]
+            entry = entries[s.id]
+            self.state.entries[f"{e.slug}/{s.id}"] = entry
+            json_url = self.url(entry[4])
             page_path = f"{e.slug}/seccion/{s.id}/index.html"
             section_links.append(
                 {
@@ -514,9 +561,11 @@ class Renderer:
                     "html": self.url(f"{e.slug}/seccion/{s.id}/"),
                 }
             )
-            if reusable[s.id] and (self.can_reuse(page_path) if self._in_worker else self.reuse(page_path)):
+            # A kept chunk means the page's JSON link did not change either: the page is the same bytes.
+            if s.id in unchanged and (self.can_reuse(page_path) if self._in_worker else self.reuse(page_path)):
                 self.skipped.append(page_path)
                 continue
+            sp = fresh.get(s.id) or _stamped(bodies.get(s.id) or self._section_body(e, u, s), entry)
             filas = [self._acta_row(a, u.contendientes) for a in s.actas]
             html = None
             if parts is not None:
@@ -562,7 +611,8 @@ class Renderer:
         )
         return path
 
-    def _section_payload(self, e: Eleccion, u: Unidad, s: Seccion) -> tuple[dict[str, Any], bool]:
+    def _section_body(self, e: Eleccion, u: Unidad, s: Seccion) -> dict[str, Any]:
+        """A section's JSON without its stamp (the stamp depends on when these figures first appeared)."""
         res = e.resultados(s.cifras, u.contendientes)
         body = {
             "id": s.id,
@@ -578,21 +628,7 @@ class Renderer:
         # on the election and unit JSON. Here only the value counts, so a section without special
         # casillas does not "change" when the formula does.
         del body["participacion_formula"]
-        key = f"{e.slug}/{s.id}"
-        digest = sha(dumps(body))
-        prev = self.prev.entries.get(key)
-        same_render = self.prev.fingerprint == self.state.fingerprint
-        if prev and prev[0] == digest:
-            _, cid, ciso, ctexto = prev
-            reuse = same_render
-        else:
-            cid, ciso, ctexto = self.corte.id, self.corte.iso, self.corte.texto
-            reuse = False
-        self.state.entries[key] = [digest, cid, ciso, ctexto]
-        body["corte"] = ciso
-        body["corte_texto"] = ctexto
-        body["corte_id"] = cid
-        return body, reuse
+        return body
 
     def _candidates(self, e: Eleccion) -> Iterator[tuple[str, bytes]]:
         links = []
@@ -658,9 +694,61 @@ class Renderer:
             yield path, data
             html = f"{e.slug}/candidatura/{c.clave}/"
             yield html + "index.html", self._page(
-                "candidatura", e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path)
+                "candidatura", e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path),
+                filas=candidate_rows(rows),
             )
         return {"clave": c.clave, "nombre": c.nombre, "json": self.url(path), "html": self.url(html)}
+
+
+def candidate_rows(rows: list[dict[str, Any]]) -> Markup:
+    """A candidate page's table rows. Printed here rather than looped over in the template: a district
+    candidate lists every section of the district (~240 rows nationally, ~950 pages every corte)."""
+    return Markup(
+        "".join(
+            f'<tr><th scope="row"><a href="{escape(r["html"])}">{escape(r["id"])} '
+            f'{escape(r["nombre"]) if r["tipo"] != "seccion" else ""}</a></th>'
+            f'<td class="num">{fmt_int(r["votos"])}</td><td class="num">{fmt_pct_json(r["porcentaje"])}</td></tr>'
+            for r in rows
+        )
+    )
+
+
+def _stamped(body: dict[str, Any], entry: list[Any]) -> dict[str, Any]:
+    return {**body, "corte": entry[2], "corte_texto": entry[3], "corte_id": entry[1]}
+
+
+def unit_signature(e: Eleccion, u: Unidad) -> tuple[Any, ...]:
+    """Everything besides its actas that a section's JSON depends on (see RenderMemo)."""
+    return (
+        e.codigo, tuple(e.data.vote_columns), e.participacion_formula, u.tipo, u.id, u.nombre,
+        tuple((c.clave, c.codigo, c.nombre, c.partidos, c.columnas, c.candidato) for c in u.contendientes),
+    )
+
+
+class RenderMemo:
+    """Which actas each section held when its state entry was written, for a process building corte after
+    corte (the watcher). A section holding the very same Acta objects (the reader shares unchanged rows
+    between cortes, see reader.RowMemo) under the same unit signature has the same JSON, so its payload is
+    neither rebuilt nor hashed again. Valid only together with the state it was recorded with.
+    """
+
+    def __init__(self) -> None:
+        self.sections: dict[str, tuple[list[Acta], tuple[Any, ...]]] = {}
+
+    def same(self, key: str, actas: list[Acta], sig: tuple[Any, ...]) -> bool:
+        old = self.sections.get(key)
+        if old is None or old[1] != sig or len(old[0]) != len(actas):
+            return False
+        return all(x is y for x, y in zip(old[0], actas, strict=True))
+
+    def record(self, elections: list[Eleccion]) -> None:
+        self.sections = {
+            f"{e.slug}/{s.id}": (s.actas, sig)
+            for e in elections
+            for u in e.unidades.values()
+            for sig in (unit_signature(e, u),)
+            for s in u.secciones.values()
+        }
 
 
 @dataclass
@@ -668,6 +756,7 @@ class _WorkOut:
     results: list[tuple[list[tuple[str, bytes]], Any]]
     state: dict[str, list[str]]
     skipped: list[str]
+    kept: list[str]
     fast_pages: int
 
 
@@ -681,6 +770,7 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
     r._in_worker = True
     r.state.entries = {}
     r.skipped = []
+    r.kept_files = []
     r.fast_pages = 0
     e = r.elections[ei]
     results = []
@@ -693,7 +783,7 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
             except StopIteration as stop:
                 results.append((files, stop.value))
                 break
-    return _WorkOut(results, r.state.entries, r.skipped, r.fast_pages)
+    return _WorkOut(results, r.state.entries, r.skipped, r.kept_files, r.fast_pages)
 
 
 def default_workers(elections: list[Eleccion]) -> int:

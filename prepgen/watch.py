@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from .bitacora import Bitacora, now_iso
-from .build import BuildResult, build_model, load_and_model, report_of
+from .build import BuildCache, BuildResult, build_model, load_and_model, report_of
 from .config import Config
 from .errors import BuildError, ConfigError, PackageError, PrepgenError, PublishError
 from .publish import POINTER_PATH, PublishResult, StorageError, open_storage, publish
@@ -232,6 +232,8 @@ class Engine:
         self.log = self.wd.log
         self.say = say or (lambda text: None)
         self._storage: Any = None
+        # Kept for the life of the process: corte after corte, only what changed is parsed and rendered.
+        self.cache = BuildCache()
 
     # --- target -----------------------------------------------------------------------------------
     def storage(self) -> Any:
@@ -277,8 +279,8 @@ class Engine:
         state["construyendo"] = True
         state["pendiente"] = None
         self.wd.save(state)
-        pkg, elections, timings = modelled or load_and_model(package)
-        built = build_model(pkg, elections, timings, self.wd.build, self.options(state))
+        pkg, elections, timings = modelled or load_and_model(package, cache=self.cache)
+        built = build_model(pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache)
         state["construyendo"] = False
         state["pendiente"] = pending
         self.wd.save(state)
@@ -672,7 +674,7 @@ class Watcher:
         if newest and name_corte < newest:
             raise Refused(f"el corte {name_corte} es anterior al corte {newest} ya publicado; no se publica")
         try:
-            modelled = load_and_model(cand.copy)
+            modelled = load_and_model(cand.copy, cache=self.engine.cache)
         except (PackageError, BuildError) as exc:
             raise Refused(exc.message.replace(str(cand.copy), name)) from None
         package, elections, _ = modelled
@@ -713,7 +715,9 @@ class Watcher:
         state["pendiente"] = None
         self.wd.save(state)
         try:
-            built = build_model(package, elections, modelled[2], self.wd.build, self.engine.options(state))
+            built = build_model(
+                package, elections, modelled[2], self.wd.build, self.engine.options(state), cache=self.engine.cache
+            )
         except BuildError as exc:
             state["construyendo"] = False
             self.wd.save(state)

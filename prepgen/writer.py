@@ -40,6 +40,7 @@ class Writer:
         self.unchanged = 0
         outdir.mkdir(parents=True, exist_ok=True)
         self._dirs: set[Path] = set()
+        self._root = str(outdir) + os.sep  # string joins: keep() runs once per kept page (200,000 nationally)
 
     def _claim(self, path: str) -> None:
         if path in self.files:
@@ -76,7 +77,7 @@ class Writer:
     def keep(self, path: str) -> bool:
         """Carry a file over from the previous build unchanged (True if it could be kept)."""
         prev = self.previous.get(path)
-        if not prev or not (self.outdir / path).exists():
+        if not prev or not os.path.exists(self._root + path):
             return False
         self._claim(path)
         self.files[path] = dict(prev)
@@ -84,7 +85,7 @@ class Writer:
         return True
 
     def can_keep(self, path: str) -> bool:
-        return path in self.previous and (self.outdir / path).exists()
+        return path in self.previous and os.path.exists(self._root + path)
 
     def finish(self, meta: dict[str, Any], extra: dict[str, bytes]) -> dict[str, Any]:
         for path in set(self.previous) - set(self.files):

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import variants
 from click.testing import CliRunner
+from paths import CAMPECHE
 
+from prepgen.build import BuildCache, build
 from prepgen.cli import main
 from prepgen.model import build_elections
-from prepgen.reader import read_package
+from prepgen.reader import RowMemo, read_package
+from prepgen.render import SiteOptions
 from prepgen.simulate import simulate
 
 
@@ -48,12 +55,15 @@ def _tree(root: Path, url: str, stamps: list[tuple[str, str]], seen: dict[str, A
     for old, new in stamps:
         text = text.replace(old, new)
 
+    def link(obj: dict[str, Any], url: str) -> Any:
+        target = _tree(root, url, stamps, seen)
+        # A section's json is a chunk of its unit's sections (docs/JSON.md); which chunk depends on when
+        # the section last changed, so compare the section itself, not the chunk's other members.
+        return target["secciones"][obj["id"]] if obj.get("tipo") == "seccion" else target
+
     def expand(obj: Any) -> Any:
         if isinstance(obj, dict):
-            return {
-                k: _tree(root, v, stamps, seen) if k == "json" and isinstance(v, str) else expand(v)
-                for k, v in obj.items()
-            }
+            return {k: link(obj, v) if k == "json" and isinstance(v, str) else expand(v) for k, v in obj.items()}
         if isinstance(obj, list):
             return [expand(v) for v in obj]
         return obj
@@ -104,3 +114,71 @@ def test_simulate_command(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in again] == [(out / n).read_bytes() for n in names]
     bad = CliRunner().invoke(main, ["simulate", str(out), "--escala", "marte"])
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_warm_cache_builds_the_same_bytes(
+    coahuila: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """The watcher's BuildCache only skips work: corte after corte, every file equals a build without it."""
+    monkeypatch.setenv("PREPGEN_WORKERS", workers)
+    cache = BuildCache()
+    warm, plain = tmp_path / "warm", tmp_path / "plain"
+    for k, pkg in enumerate(coahuila):
+        a = build(pkg, warm, SiteOptions(), cache=cache)
+        b = build(pkg, plain, SiteOptions())
+        if k:
+            # Only the lines that changed since the previous corte were parsed.
+            changed = _changed_lines(coahuila[k - 1], pkg)
+            assert 0 < cache.rows.parsed == changed < sum(len(e.data.actas) for e in a.elections)
+        ma = orjson.loads((warm / ".prepgen" / "manifest.json").read_bytes())["files"]
+        mb = orjson.loads((plain / ".prepgen" / "manifest.json").read_bytes())["files"]
+        assert ma == mb, pkg.name
+        assert (a.written, a.unchanged) == (b.written, b.unchanged)
+    assert (warm / ".prepgen" / "state.json").read_bytes() == (plain / ".prepgen" / "state.json").read_bytes()
+
+
+def _changed_lines(before: Path, after: Path) -> int:
+    old = {line for e in read_package(before).elecciones for line in _rows(before, e.archivo)}
+    return sum(1 for e in read_package(after).elecciones for line in _rows(after, e.archivo) if line not in old)
+
+
+def _rows(pkg: Path, archivo: str) -> list[str]:
+    """An election CSV's acta lines (below the CLAVE_CASILLA header), straight from the nested zips."""
+    outer, inner, member = archivo.split(":")
+    with zipfile.ZipFile(pkg) as zo, zipfile.ZipFile(io.BytesIO(zo.read(inner))) as zi:
+        lines = zi.read(member).decode("utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("CLAVE_CASILLA"))
+    return [line for line in lines[at + 1 :] if line.strip()]
+
+
+def test_row_memo_matches_a_plain_read_and_falls_back_on_multiline_quotes(tmp_path: Path) -> None:
+    memo = RowMemo()
+    src = CAMPECHE[1]
+    first = read_package(CAMPECHE[0], memo=memo)
+    plain = read_package(src)
+    warm = read_package(src, memo=memo)
+    for p, w in zip(plain.elecciones, warm.elecciones, strict=True):
+        assert p.actas == w.actas and p.multi_entidad == w.multi_entidad
+    assert memo.parsed < sum(len(e.actas) for e in warm.elecciones)
+    assert first.elecciones[0].archivo != warm.elecciones[0].archivo  # a different outer zip, same layout
+    # A quoted OBSERVACIONES spanning two lines cannot be matched line by line: the whole-file reader runs.
+    pkg = variants.rewrite_package(CAMPECHE[1], tmp_path / CAMPECHE[1].name, variants.only_csv("GOB", _multiline))
+    observaciones = [a.observaciones for a in read_package(pkg, memo=memo).elecciones[0].actas]
+    assert observaciones == [a.observaciones for a in read_package(pkg).elecciones[0].actas]
+    # (the reader works on split lines, so the break itself is lost — as without the memo)
+    assert observaciones[0].startswith("PRIMERA LINEA") and observaciones[0].endswith("SEGUNDA LINEA")
+
+
+def _multiline(text: str) -> str:
+    """The first acta's OBSERVACIONES as a quoted field with a line break inside (valid CSV)."""
+    lines = text.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("CLAVE_CASILLA")), None)
+    if at is None:
+        return text  # the candidaturas file
+    col = next(csv.reader([lines[at]])).index("OBSERVACIONES")
+    row = next(csv.reader([lines[at + 1]]))
+    row[col] = "PRIMERA LINEA\nSEGUNDA LINEA"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)  # quotes the field: it holds the line terminator
+    return "\n".join([*lines[: at + 1], buf.getvalue().rstrip("\n"), *lines[at + 2 :]]) + "\n"
