@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -149,3 +150,77 @@ def human(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n}"
+
+
+class Watcher:
+    """`prepgen watch` on a fresh inbox, publishing to a SeaweedFS bucket, for the whole bench run."""
+
+    def __init__(self, root: Path, storage: Storage, bucket: str, poll: float = 0.2) -> None:
+        self.root, self.storage, self.bucket = root, storage, bucket
+        self.inbox, self.work = root / "inbox", root / "trabajo"
+        self.inbox.mkdir(parents=True)
+        self.config = root / "prepgen.toml"
+        # A short poll: the watcher needs two equal looks at a file before it takes it.
+        self.config.write_text(f"[operacion]\nsondeo_segundos = {poll}\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = storage.server.client()
+
+    def __enter__(self) -> Watcher:
+        cmd = [sys.executable, "-m", "prepgen.cli", "-q", "--config", str(self.config), "watch", str(self.inbox),
+               "--to", f"s3://{self.bucket}/site", "--endpoint-url", self.storage.endpoint, "--work", str(self.work)]
+        self.log = open(self.root / "watch.log", "wb")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+    def live(self) -> str | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key="site/json/main.json")["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return json.loads(body).get("corte_id")
+
+    def deliver(self, package: Path, timeout: float = 3600) -> dict[str, Any]:
+        """Drop ``package`` into the inbox the way an upload finishes (rename); wait for the pointer to name it."""
+        corte = "_".join(package.name.split("_")[:2])
+        tmp = self.inbox / f".{package.name}.part"
+        shutil.copyfile(package, tmp)
+        t = time.perf_counter()
+        os.replace(tmp, self.inbox / package.name)
+        while self.live() != corte:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the watcher stopped: {(self.root / 'watch.log').read_text()[-2000:]}")
+            if time.perf_counter() - t > timeout:
+                raise RuntimeError(f"{package.name} not live after {timeout} s")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t
+        entry = self._bitacora(corte)
+        return {"seconds": seconds, "build_seconds": entry.get("construccion_segundos"),
+                "publish_seconds": entry["segundos"], "objects": entry["objetos"], "bytes": entry["bytes"],
+                "latencia_bitacora": entry.get("latencia_segundos")}
+
+    def _bitacora(self, corte: str) -> dict[str, Any]:
+        for _ in range(100):  # the pointer flips just before the watcher logs it
+            for line in reversed((self.work / "bitacora.jsonl").read_text().splitlines()):
+                rec = json.loads(line)
+                if rec.get("evento") == "publicacion" and rec.get("corte") == corte:
+                    return rec
+            time.sleep(0.05)
+        raise RuntimeError(f"no publicacion of {corte} in the bitácora")
+
+    def peak_rss_mib(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")

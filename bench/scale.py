@@ -8,11 +8,14 @@ Steps (each timed; progress per stage on a terminal, quiet with --quiet or CI=1)
 1. `prepgen simulate` (reused from --sim-dir when the packages are already there), then pick the pair of
    consecutive cortes k → k+1 whose share of new actas is closest to 1 % (a typical mid-night corte).
 2. cold build of k+1 into a fresh folder: seconds, pages/s, peak RSS.
-3. corte-to-live, incremental: corte k built and published first (untimed baseline); then, timed, the
-   package file of k+1 → `prepgen build` into the same folder → `prepgen publish` on SeaweedFS (pointer
-   flipped): seconds, objects and bytes uploaded.
-4. the naive way: corte k synced with `rclone sync --checksum` (untimed baseline); then, timed, a full
-   rebuild of k+1 into a fresh folder + `rclone sync --checksum` of the whole folder. Ratio naive/prepgen.
+3. corte-to-live, the production path: `prepgen watch INBOX --to s3://…` runs for the whole bench (as on
+   election night); corte k is dropped into the inbox and published first (untimed baseline: cold build +
+   first full publish); then, timed, the package file of k+1 appears in the inbox (atomic rename) until
+   `json/main.json` on SeaweedFS names k+1: seconds (measured outside the watcher), the build and publish
+   seconds, objects and bytes from the watcher's bitácora, and the watcher's peak RSS.
+4. the naive way: (Coahuila: corte k synced with `rclone sync --checksum` first, untimed); then, timed, a
+   full rebuild of k+1 into a fresh folder + `rclone sync --checksum` of the whole folder. Ratio
+   naive/prepgen.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Progress, Storage, human, measured, pages, prepgen  # noqa: E402
+from _common import Progress, Storage, Watcher, human, measured, pages, prepgen  # noqa: E402
 
 from prepgen.simulate import simulate  # noqa: E402
 
@@ -47,7 +50,9 @@ def pick_pair(paths: list[Path], say: Progress) -> tuple[int, float]:
     return k, curve[k + 1] - curve[k]
 
 
-def run(escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, work: Path) -> dict[str, Any]:
+def run(
+    escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, work: Path, naive_baseline: bool
+) -> dict[str, Any]:
     paths = sorted(sim_dir.glob("*_PREP*.zip"))
     if len(paths) != cortes:
         say(f"simulate {escala} × {cortes} → {sim_dir}")
@@ -68,35 +73,32 @@ def run(escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, wo
     shutil.rmtree(cold)
 
     with Storage(work / "seaweedfs") as s3:
-        site = work / "site"
         bucket = s3.bucket()
-        say(f"baseline: build + first full publish of {prev.name}")
-        measured(prepgen("build", str(prev), "-o", str(site)))
-        base = s3.publish(site, bucket)
-        out["first_publish"] = base
-        say(f"first publish: {json.dumps(base)}")
-        say(f"corte-to-live {new.name}")
-        t = time.perf_counter()
-        b = measured(prepgen("build", str(new), "-o", str(site)))
-        p = s3.publish(site, bucket)
-        out["corte_to_live"] = {"seconds": time.perf_counter() - t, "build_seconds": b["seconds"],
-                                "publish_seconds": p["seconds"], "objects": p["objects"], "bytes": p["bytes"],
-                                "peak_rss_mib": b["peak_rss_mib"]}
-        say(f"corte-to-live: {json.dumps(out['corte_to_live'])}")
+        with Watcher(work / "watch", s3, bucket) as w:
+            say(f"baseline: the watcher builds and publishes {prev.name} (cold build + first full publish)")
+            out["first_publish"] = w.deliver(prev)
+            say(f"first publish: {json.dumps(out['first_publish'])}")
+            say(f"corte-to-live {new.name}: package in the inbox → pointer names it")
+            live = w.deliver(new)
+            live["peak_rss_mib"] = w.peak_rss_mib()
+        out["corte_to_live"] = live
+        say(f"corte-to-live: {json.dumps(live)}")
 
         naive_bucket = s3.bucket()
-        say(f"naive baseline: full build + rclone sync of {prev.name}")
-        nb = work / "naive-prev"
-        measured(prepgen("build", str(prev), "-o", str(nb)))
-        s3.rclone_sync(nb, naive_bucket)
-        shutil.rmtree(nb)
+        if naive_baseline:
+            say(f"naive baseline: full build + rclone sync of {prev.name}")
+            nb = work / "naive-prev"
+            measured(prepgen("build", str(prev), "-o", str(nb)))
+            s3.rclone_sync(nb, naive_bucket)
+            shutil.rmtree(nb)
         say(f"naive corte {new.name}: full rebuild + rclone sync --checksum")
         t = time.perf_counter()
         fresh = work / "naive"
         nbuild = measured(prepgen("build", str(new), "-o", str(fresh)))
         sync = s3.rclone_sync(fresh, naive_bucket)
         out["naive"] = {"seconds": time.perf_counter() - t, "build_seconds": nbuild["seconds"],
-                        "sync_seconds": sync["seconds"], "objects": sync["objects"], "bytes": sync["bytes"]}
+                        "sync_seconds": sync["seconds"], "objects": sync["objects"], "bytes": sync["bytes"],
+                        "baseline": naive_baseline}
     out["ratio"] = out["naive"]["seconds"] / out["corte_to_live"]["seconds"]
     return out
 
@@ -108,9 +110,9 @@ def table(results: list[dict[str, Any]]) -> str:
         lines += [
             f"| {r['escala']} | cold build ({c['pages']:,} pages) | {c['seconds']:.1f} | {c['pages_per_s']:,.0f} pages/s "
             f"| {c['peak_rss_mib']:.0f} MiB |",
-            f"| {r['escala']} | corte-to-live, {r['actas_nuevas_pct']} % new actas (build {live['build_seconds']:.1f} s "
-            f"+ publish {live['publish_seconds']:.1f} s) | {live['seconds']:.1f} | {live['objects']:,} objects "
-            f"| {human(live['bytes'])} |",
+            f"| {r['escala']} | corte-to-live, {r['actas_nuevas_pct']} % new actas: watcher, inbox → pointer "
+            f"(build {live['build_seconds']:.1f} s + publish {live['publish_seconds']:.1f} s) | {live['seconds']:.1f} "
+            f"| {live['objects']:,} objects | {human(live['bytes'])} · RSS {live['peak_rss_mib']:.0f} MiB |",
             f"| {r['escala']} | naive: full rebuild {naive['build_seconds']:.1f} s + rclone sync "
             f"{naive['sync_seconds']:.1f} s | {naive['seconds']:.1f} | {naive['objects']:,} objects | "
             f"{human(naive['bytes'])} |",
@@ -125,6 +127,10 @@ def main() -> None:
     ap.add_argument("--cortes", type=int, default=None, help="simulacro length (default 36: ~1 %% corte late)")
     ap.add_argument("--semilla", type=int, default=7)
     ap.add_argument("--sim-dir", type=Path, default=None, help="keep/reuse simulated packages here")
+    ap.add_argument("--naive-baseline", action=argparse.BooleanOptionalAction, default=None,
+                    help="rclone-sync corte k before timing the naive corte k+1 (default: Coahuila only; "
+                         "nationally the naive build re-stamps every page, so the sync re-uploads ~all objects "
+                         "either way and an empty bucket only makes the naive run faster)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--progress", action="store_true",
@@ -139,7 +145,8 @@ def main() -> None:
             sim_dir = (args.sim_dir / escala) if args.sim_dir else Path(tmp) / "sim" / escala
             work = Path(tmp) / escala
             work.mkdir(parents=True)
-            results.append(run(escala, sim_dir, cortes, args.semilla, say, work))
+            baseline = args.naive_baseline if args.naive_baseline is not None else escala == "coahuila"
+            results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline))
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))
