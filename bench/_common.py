@@ -155,13 +155,18 @@ def human(n: float | None) -> str:
 class Watcher:
     """`prepgen watch` on a fresh inbox, publishing to a SeaweedFS bucket, for the whole bench run."""
 
-    def __init__(self, root: Path, storage: Storage, bucket: str, poll: float = 0.2) -> None:
+    def __init__(self, root: Path, storage: Storage, bucket: str, package: Path, poll: float = 0.2) -> None:
         self.root, self.storage, self.bucket = root, storage, bucket
         self.inbox, self.work = root / "inbox", root / "trabajo"
         self.inbox.mkdir(parents=True)
         self.config = root / "prepgen.toml"
-        # A short poll: the watcher needs two equal looks at a file before it takes it.
-        self.config.write_text(f"[operacion]\nsondeo_segundos = {poll}\n")
+        # The watcher takes only its pinned process (a federal one has no scope in its package names); a short
+        # poll, because it needs two equal looks at a file before it takes it.
+        parts = package.name.split(".")[0].split("_")
+        entidad = parts[3] if len(parts) > 3 else "NACIONAL"
+        self.config.write_text(
+            f'[proceso]\nentidad = "{entidad}"\nanio = {parts[0][:4]}\n\n[operacion]\nsondeo_segundos = {poll}\n'
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = storage.server.client()
 

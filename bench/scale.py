@@ -74,7 +74,7 @@ def run(
 
     with Storage(work / "seaweedfs") as s3:
         bucket = s3.bucket()
-        with Watcher(work / "watch", s3, bucket) as w:
+        with Watcher(work / "watch", s3, bucket, prev) as w:
             say(f"baseline: the watcher builds and publishes {prev.name} (cold build + first full publish)")
             out["first_publish"] = w.deliver(prev)
             say(f"first publish: {json.dumps(out['first_publish'])}")

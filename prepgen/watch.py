@@ -223,6 +223,9 @@ def _now(tz: Any) -> datetime:
     return datetime.now(tz)
 
 
+NACIONAL = "NACIONAL"  # [proceso] entidad of a federal PREP, whose package names carry no scope
+
+
 class Engine:
     """State transitions shared by the watcher and the aviso / final / rollback commands."""
 
@@ -666,8 +669,12 @@ class Watcher:
         name = cand.path.name
         name_corte = f"{m['fecha']}_{m['hora']}"
         scope = (m["resto"] or "").upper()
-        if op.entidad and scope != op.entidad:
-            raise Refused(f"es de {scope or 'ninguna entidad'}, este sitio publica {op.entidad} ([proceso] entidad)")
+        # INE's federal packages carry no scope in their name (20240603_2005_PREP.zip): entidad = "NACIONAL".
+        expected = "" if op.entidad == NACIONAL else op.entidad
+        if op.entidad and scope != expected:
+            raise Refused(
+                f"es de {scope or 'ámbito nacional'}, este sitio publica {op.entidad} ([proceso] entidad)"
+            )
         if op.anio and m["fecha"][:4] != str(op.anio):
             raise Refused(f"es de {m['fecha'][:4]}, este sitio publica {op.anio} ([proceso] anio)")
         newest = max(filter(None, (self.engine.live_corte(), state["corte_max"])), default=None)

@@ -26,6 +26,7 @@ from prepgen.bitacora import Bitacora
 from prepgen.cli import main
 from prepgen.config import Config
 from prepgen.render import SiteOptions
+from prepgen.simulate import simulate
 from prepgen.watch import Operacion, Watcher, operacion
 
 C2240, C1320, C2000 = (p.name for p in CAMPECHE)
@@ -67,9 +68,10 @@ def site(s3server: S3Server, s3bucket: str) -> tuple[str, str, Bucket]:
 
 
 def make_op(tmp_path: Path, target: str, endpoint: str | None, **settings: Any) -> Operacion:
+    process = {"entidad": "CAMP", "anio": 2021, "elecciones": ("GOB", "DIP_LOC")}
     cfg = Config(
-        entidad="CAMP", anio=2021, elecciones=("GOB", "DIP_LOC"), destino=target, endpoint_url=endpoint,
-        sondeo_segundos=0.1, incompleto_segundos=0.5, aviso_texto=AVISO, **settings,
+        destino=target, endpoint_url=endpoint, sondeo_segundos=0.1, incompleto_segundos=0.5, aviso_texto=AVISO,
+        **{**process, **settings},
     )
     return operacion(cfg, SiteOptions(), work=tmp_path / "work", require_process=True)
 
@@ -497,3 +499,18 @@ def test_every_config_key_is_documented() -> None:
         for key in keys:
             assert f"`{key}`" in doc, f"[{section}] {key} is not documented in docs/CONFIG.md"
             assert key in shipped, f"[{section}] {key} is not shown in prepgen.toml"
+
+
+def test_federal_process_takes_unscoped_packages_only(site: tuple[str, str, Bucket], tmp_path: Path) -> None:
+    """INE names its packages without a scope; entidad = "NACIONAL" pins that, and a state package is refused."""
+    target, endpoint, bucket = site
+    [federal] = simulate(tmp_path / "sim", "nacional-mini", 1, 5)
+    assert federal.name == "20240602_2000_PREP.zip"
+    inbox = tmp_path / "buzon"
+    drop(inbox, CAMPECHE[0])
+    drop(inbox, federal)
+    op = make_op(tmp_path, target, endpoint, entidad="NACIONAL", anio=2024, elecciones=("PRES", "SEN", "DIP_FED"))
+    Watcher(op, inbox).run(once=True)
+    assert bucket.pointer()["corte_id"] == "20240602_2000"
+    reason = (inbox / "rechazados" / (CAMPECHE[0].name + ".error.txt")).read_text(encoding="utf-8")
+    assert "es de CAMP, este sitio publica NACIONAL" in reason, reason
