@@ -501,7 +501,7 @@ class Renderer:
         u = e.unidades[uid]
         self._cols = e.data.vote_columns
         same_render = self.prev.fingerprint == self.state.fingerprint
-        sig = unit_signature(e, u) if self.memo is not None else None
+        before = self.memo.unit(e, u, unit_signature(e, u)) if self.memo is not None and same_render else {}
         entries: dict[str, list[Any]] = {}
         bodies: dict[str, dict[str, Any]] = {}
         fresh: dict[str, dict[str, Any]] = {}  # the new chunk's sections
@@ -510,7 +510,7 @@ class Renderer:
         for s in u.secciones.values():
             key = f"{e.slug}/{s.id}"
             prev = self.prev.entries.get(key)
-            if prev is not None and same_render and self.memo is not None and self.memo.same(key, s.actas, sig):
+            if prev is not None and RenderMemo.same(before.get(s.id), s):
                 entry = list(prev)  # the very same actas as last corte: same figures, nothing to recompute
             else:
                 body = bodies[s.id] = self._section_body(e, u, s)
@@ -726,29 +726,34 @@ def unit_signature(e: Eleccion, u: Unidad) -> tuple[Any, ...]:
 
 
 class RenderMemo:
-    """Which actas each section held when its state entry was written, for a process building corte after
-    corte (the watcher). A section holding the very same Acta objects (the reader shares unchanged rows
-    between cortes, see reader.RowMemo) under the same unit signature has the same JSON, so its payload is
-    neither rebuilt nor hashed again. Valid only together with the state it was recorded with.
+    """The previous corte's model, for a process building corte after corte (the watcher). A section holding
+    the very same Acta objects as last time (the reader shares unchanged rows between cortes, see
+    reader.RowMemo) in a unit with the same signature has the same JSON, so its payload is neither rebuilt
+    nor hashed again. Valid only together with the state it was recorded with (see build.BuildCache).
     """
 
     def __init__(self) -> None:
-        self.sections: dict[str, tuple[list[Acta], tuple[Any, ...]]] = {}
+        self.elections: dict[str, Eleccion] = {}
+        self.signatures: dict[tuple[str, str], tuple[Any, ...]] = {}
 
-    def same(self, key: str, actas: list[Acta], sig: tuple[Any, ...]) -> bool:
-        old = self.sections.get(key)
-        if old is None or old[1] != sig or len(old[0]) != len(actas):
+    def unit(self, e: Eleccion, u: Unidad, sig: tuple[Any, ...]) -> dict[str, Seccion]:
+        """The previous corte's sections of this unit, or nothing when anything besides actas changed."""
+        prev = self.elections.get(e.slug)
+        if prev is None or self.signatures.get((e.slug, u.id)) != sig:
+            return {}
+        pu = prev.unidades.get(u.id)
+        return pu.secciones if pu is not None else {}
+
+    @staticmethod
+    def same(prev: Seccion | None, s: Seccion) -> bool:
+        if prev is None or len(prev.actas) != len(s.actas):
             return False
-        return all(x is y for x, y in zip(old[0], actas, strict=True))
+        return all(x is y for x, y in zip(prev.actas, s.actas, strict=True))
 
     def record(self, elections: list[Eleccion]) -> None:
-        self.sections = {
-            f"{e.slug}/{s.id}": (s.actas, sig)
-            for e in elections
-            for u in e.unidades.values()
-            for sig in (unit_signature(e, u),)
-            for s in u.secciones.values()
-        }
+        # A reference, not a copy: recording costs nothing per section.
+        self.elections = {e.slug: e for e in elections}
+        self.signatures = {(e.slug, u.id): unit_signature(e, u) for e in elections for u in e.unidades.values()}
 
 
 @dataclass
