@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from .errors import PublishError
 from .headers import CACHE_CONTROL, IMMUTABLE, PAGE, POINTER
+from .s3put import PutError, S3Putter, bucket_url
 
 POINTER_PATH = "json/main.json"
 RECORD_PREFIX = "_prepgen/cortes/"
@@ -60,8 +61,18 @@ class Storage(Protocol):
         """The object's bytes as stored-decoded (plain), or None when it does not exist."""
         ...
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
-        """Store one object atomically (a reader sees the old or the new bytes, never a part)."""
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        sha256: str | None = None,
+    ) -> None:
+        """Store one object atomically (a reader sees the old or the new bytes, never a part).
+
+        ``sha256``: hex digest of ``data`` when the caller already knows it (saves hashing it again)."""
         ...
 
     def list(self, prefix: str) -> list[str]:
@@ -96,6 +107,7 @@ class S3Storage:
         read_timeout: float = 30.0,
     ) -> None:
         import boto3
+        import botocore.session
         from botocore.config import Config
 
         bucket, prefix = parse_s3_target(target)
@@ -111,7 +123,21 @@ class S3Storage:
             read_timeout=read_timeout,
             max_pool_connections=max(threads, 10),
         )
-        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self._core = botocore.session.get_session()
+        self.client = boto3.session.Session(botocore_session=self._core).client(
+            "s3", endpoint_url=endpoint_url, config=config
+        )
+        # PUTs (the hot path) go through prepgen/s3put.py with the same retry policy and timeouts; it is
+        # set up on the first put, so a read-only use (cortes) never needs credentials for it.
+        self._endpoint_url = endpoint_url
+        self._put_options = {
+            "threads": threads,
+            "max_attempts": max_attempts,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+        }
+        self._putter: S3Putter | None = None
+        self._putter_lock = threading.Lock()
 
     def _key(self, key: str) -> str:
         return self.prefix + _check_key(key)
@@ -133,26 +159,49 @@ class S3Storage:
             data = gzip.decompress(data)
         return data
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+    def _get_putter(self, key: str) -> S3Putter:
+        with self._putter_lock:
+            if self._putter is None:
+                credentials = self._core.get_credentials()
+                if credentials is None:
+                    raise StorageError(f"uploading {key}", "Unable to locate credentials")
+                # Same CA bundle botocore would use (AWS_CA_BUNDLE, ca_bundle in ~/.aws/config, certifi).
+                from botocore.httpsession import get_cert_path
 
-        extra: dict[str, str] = {}
+                ca = self._core.get_config_variable("ca_bundle") or get_cert_path(True)
+                base = bucket_url(self.bucket, self.client.meta.region_name or "us-east-1", self._endpoint_url)
+                try:
+                    self._putter = S3Putter(
+                        base,
+                        region=self.client.meta.region_name or "us-east-1",
+                        credentials=credentials,
+                        ca_certs=ca,
+                        **self._put_options,  # type: ignore[arg-type]
+                    )
+                except PutError as exc:
+                    raise StorageError(f"uploading {key}", str(exc)) from None
+            return self._putter
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        sha256: str | None = None,
+    ) -> None:
+        headers = {"Content-Type": content_type, "Cache-Control": cache_control}
         if self.compress and content_type.startswith(COMPRESSIBLE_TYPES):
             # mtime=0: identical input gives identical bytes, so ETags stay stable across republishes.
             data = gzip.compress(data, compresslevel=6, mtime=0)
-            extra["ContentEncoding"] = "gzip"
+            headers["Content-Encoding"] = "gzip"
+            sha256 = None
+        putter = self._get_putter(key)
         try:
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=self._key(key),
-                Body=data,
-                ContentType=content_type,
-                CacheControl=cache_control,
-                **extra,
-            )
-        except ClientError as exc:
-            raise StorageError(f"uploading {key}", _client_error_text(exc)) from None
-        except BotoCoreError as exc:
+            # The signed payload hash makes S3 reject a body damaged on the way (no Content-MD5 needed).
+            putter.put(self._key(key), data, headers, sha256 or _sha256(data))
+        except PutError as exc:
             raise StorageError(f"uploading {key}", str(exc)) from None
 
     def list(self, prefix: str) -> list[str]:
@@ -211,7 +260,15 @@ class DirStorage:
         except OSError as exc:
             raise StorageError(f"reading {key}", exc.strerror or str(exc)) from None
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        sha256: str | None = None,
+    ) -> None:
         # Headers are the web server's job here (`prepgen config nginx`), from the same table.
         path = self.root / _check_key(key)
         try:
@@ -369,9 +426,11 @@ class _Target:
         except StorageError as exc:
             raise self.fail(exc) from None
 
-    def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+    def put(
+        self, key: str, data: bytes, content_type: str, cache_control: str, *, sha256: str | None = None
+    ) -> None:
         try:
-            self.storage.put(key, data, content_type=content_type, cache_control=cache_control)
+            self.storage.put(key, data, content_type=content_type, cache_control=cache_control, sha256=sha256)
         except StorageError as exc:
             raise self.fail(exc) from None
 
@@ -645,7 +704,7 @@ def publish(
 
         def job() -> None:
             data = _read_file(build, path, entry["sha256"])
-            t.put(path, data, entry["type"], CACHE_CONTROL[entry["class"]])
+            t.put(path, data, entry["type"], CACHE_CONTROL[entry["class"]], sha256=entry["sha256"])
 
         return job
 
@@ -679,6 +738,7 @@ def publish(
                 _read_file(build, POINTER_PATH, entry["sha256"]),
                 entry["type"],
                 CACHE_CONTROL[POINTER],
+                sha256=entry["sha256"],
             )
             t.barrier()
             confirmed(POINTER_PATH)
