@@ -174,11 +174,11 @@ class S3Storage:
                 from botocore.httpsession import get_cert_path
 
                 ca = self._core.get_config_variable("ca_bundle") or get_cert_path(True)
-                base = bucket_url(self.bucket, self.client.meta.region_name or "us-east-1", self._endpoint_url)
+                region = self.client.meta.region_name or "us-east-1"
                 try:
                     self._putter = S3Putter(
-                        base,
-                        region=self.client.meta.region_name or "us-east-1",
+                        bucket_url(self.bucket, region, self._endpoint_url),
+                        region=region,
                         credentials=credentials,
                         ca_certs=ca,
                         **self._put_options,  # type: ignore[arg-type]
@@ -278,7 +278,8 @@ class DirStorage:
         sha256: str | None = None,
         compress: bool = False,
     ) -> None:
-        # Headers are the web server's job here; always plain, so nginx serves exactly these bytes. (`prepgen config nginx`), from the same table.
+        # Headers are the web server's job here (`prepgen config nginx`), from the same table. Always plain
+        # (compress is ignored): nginx serves the manifest's exact bytes and negotiates compression itself.
         path = self.root / _check_key(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -447,9 +448,8 @@ class _Target:
     ) -> None:
         try:
             self.storage.put(
-                key, data, content_type=content_type, cache_control=cache_control, sha256=sha256,
-                compress=compress,
-            )  # fmt: skip
+                key, data, content_type=content_type, cache_control=cache_control, sha256=sha256, compress=compress
+            )
         except StorageError as exc:
             raise self.fail(exc) from None
 

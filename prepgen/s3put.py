@@ -181,7 +181,7 @@ class S3Putter:
                 response = self.pool.urlopen(
                     "PUT", path, body=body, headers=signed, retries=False, redirect=False,
                     preload_content=True, assert_same_host=False,
-                )  # fmt: skip
+                )
             except urllib3.exceptions.SSLError as exc:
                 # A certificate that does not validate will not start validating on the next attempt.
                 raise PutError(_connection_error_text(self.url(key), exc)) from None

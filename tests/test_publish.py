@@ -23,6 +23,7 @@ from prepgen.errors import PublishError
 from prepgen.headers import CACHE_CONTROL
 from prepgen.publish import (
     S3Storage,
+    _check_key,
     list_cortes,
     publish,
     rollback,
@@ -412,7 +413,7 @@ def test_a_record_written_by_an_older_prepgen_still_reads(
     client.put_object(
         Bucket=s3bucket, Key=key, ContentType="application/json",
         Body=json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True).encode(),
-    )  # fmt: skip
+    )
     result = publish(site.build(C2, FIG2), target, endpoint_url=s3server.endpoint_url)
     assert set(result.uploaded_paths) == changed_paths(site.manifests[C1], site.manifests[C2])
     assert [c.files for c in list_cortes(target, endpoint_url=s3server.endpoint_url)] == [
@@ -423,3 +424,14 @@ def test_a_record_written_by_an_older_prepgen_still_reads(
     reader = s3_reader(s3server, s3bucket, "site/")
     for path, entry in site.manifests[C1]["files"].items():
         assert sha(reader.get(path) or b"") == entry["sha256"], path
+
+
+@pytest.mark.parametrize("key", ["", "/a", "a//b", "a/", "./a", "a/./b", "../a", "a/..", "a\\b", ".", ".."])
+def test_unsafe_manifest_paths_are_refused(key: str) -> None:
+    with pytest.raises(PublishError, match="refusing unsafe path"):
+        _check_key(key)
+
+
+@pytest.mark.parametrize("key", ["a", "a/b/index.html", ".well-known/x", "a/..b/c", "a.../b"])
+def test_safe_manifest_paths_pass(key: str) -> None:
+    assert _check_key(key) == key

@@ -156,7 +156,7 @@ def test_https_endpoint_verifies_the_certificate(scripted: Any, tmp_path: Path, 
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
          "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
-    )  # fmt: skip
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     scripted.socket = context.wrap_socket(scripted.socket, server_side=True)
