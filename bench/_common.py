@@ -105,11 +105,11 @@ class Storage:
             "skipped": r.skipped,
         }
 
-    def rclone_sync(self, build_dir: Path, bucket: str, transfers: int = 16) -> dict[str, Any]:
-        """The naive upload: `rclone sync --checksum` of the whole build dir (Debian's rclone)."""
+    def rclone_env(self) -> dict[str, str]:
+        """Environment for rclone with a remote ``bench:`` on this server."""
         # AWS_CA_BUNDLE makes rclone's S3 backend replace its HTTP transport, which it then refuses
         # ("LoadCustomCABundleError"); the endpoint is plain-HTTP loopback, no CA is involved.
-        env = {
+        return {
             **{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
             "RCLONE_CONFIG_BENCH_TYPE": "s3",
             "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
@@ -118,6 +118,10 @@ class Storage:
             "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": SECRET_KEY,
             "RCLONE_CONFIG_BENCH_REGION": REGION,
         }
+
+    def rclone_sync(self, build_dir: Path, bucket: str, transfers: int = 16) -> dict[str, Any]:
+        """The naive upload: `rclone sync --checksum` of the whole build dir (Debian's rclone)."""
+        env = self.rclone_env()
         cmd = ["rclone", "sync", "--checksum", "--transfers", str(transfers), "--checkers", str(transfers),
                "--exclude", ".prepgen/**", "--use-json-log", "-v",
                str(build_dir), f"bench:{bucket}/site"]

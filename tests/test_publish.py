@@ -23,6 +23,7 @@ from prepgen.errors import PublishError
 from prepgen.headers import CACHE_CONTROL
 from prepgen.publish import (
     S3Storage,
+    _check_key,
     list_cortes,
     publish,
     rollback,
@@ -381,3 +382,56 @@ def test_missing_bucket_and_bad_targets(s3server: S3Server, tmp_path: Path) -> N
         publish(build, "ftp://example/x")
     with pytest.raises(PublishError, match="no build manifest"):
         publish(tmp_path, str(tmp_path / "www"))
+
+
+def test_record_manifest_is_compact_and_gzip_encoded_on_s3(
+    s3server: S3Server, s3bucket: str, tmp_path: Path
+) -> None:
+    site = FakeSite(tmp_path / "builds")
+    target = f"s3://{s3bucket}/site"
+    publish(site.build(C1, FIG1), target, endpoint_url=s3server.endpoint_url)
+    response = s3server.client().get_object(Bucket=s3bucket, Key=f"site/_prepgen/cortes/{C1}/manifest.json")
+    assert response["ContentEncoding"] == "gzip" and response["ContentType"] == "application/json"
+    raw = gzip.decompress(response["Body"].read())
+    assert b"\n" not in raw and json.loads(raw)["files"].keys() == site.manifests[C1]["files"].keys()
+    # A web root keeps it plain (nginx would otherwise serve gzip bytes as JSON).
+    www = tmp_path / "www"
+    publish(site.build(C1, FIG1), str(www))
+    assert json.loads((www / f"_prepgen/cortes/{C1}/manifest.json").read_bytes())["corte_id"] == C1
+
+
+def test_a_record_written_by_an_older_prepgen_still_reads(
+    s3server: S3Server, s3bucket: str, tmp_path: Path
+) -> None:
+    """Records from before the compact format (indented, plain) keep working for diff, list and rollback."""
+    site = FakeSite(tmp_path / "builds")
+    target = f"s3://{s3bucket}/site"
+    publish(site.build(C1, FIG1), target, endpoint_url=s3server.endpoint_url)
+    client = s3server.client()
+    key = f"site/_prepgen/cortes/{C1}/manifest.json"
+    record = json.loads(gzip.decompress(client.get_object(Bucket=s3bucket, Key=key)["Body"].read()))
+    client.put_object(
+        Bucket=s3bucket, Key=key, ContentType="application/json",
+        Body=json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True).encode(),
+    )
+    result = publish(site.build(C2, FIG2), target, endpoint_url=s3server.endpoint_url)
+    assert set(result.uploaded_paths) == changed_paths(site.manifests[C1], site.manifests[C2])
+    assert [c.files for c in list_cortes(target, endpoint_url=s3server.endpoint_url)] == [
+        len(site.manifests[C2]["files"]),
+        len(site.manifests[C1]["files"]),
+    ]
+    rollback(C1, target, endpoint_url=s3server.endpoint_url)
+    reader = s3_reader(s3server, s3bucket, "site/")
+    for path, entry in site.manifests[C1]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+
+
+@pytest.mark.parametrize("key", ["", "/a", "a//b", "a/", "./a", "a/./b", "../a", "a/..", "a\\b", ".", ".."])
+def test_unsafe_manifest_paths_are_refused(key: str) -> None:
+    with pytest.raises(PublishError, match="refusing unsafe path"):
+        _check_key(key)
+
+
+@pytest.mark.parametrize("key", ["a", "a/b/index.html", ".well-known/x", "a/..b/c", "a.../b"])
+def test_safe_manifest_paths_pass(key: str) -> None:
+    assert _check_key(key) == key

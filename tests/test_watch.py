@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -48,9 +49,12 @@ class Bucket:
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
         except self.client.exceptions.NoSuchKey:
             return None
+        # As an HTTP client would: corte records are stored gzip-encoded.
+        data = response["Body"].read()
+        return gzip.decompress(data) if response.get("ContentEncoding") == "gzip" else data
 
     def pointer(self) -> dict[str, Any] | None:
         raw = self.get("json/main.json")
