@@ -62,6 +62,19 @@ class Contendiente:
     candidato: str = ""  # the published name, possibly empty
 
 
+_SUMMED = (
+    "no_registrados",
+    "nulos",
+    "total_calculado",
+    "total_calculado_sin_especiales",
+    "lista_nominal",
+    "lista_nominal_sin_especiales",
+    "esperadas",
+    "capturadas",
+    "contabilizadas",
+)
+
+
 @dataclass
 class Cifras:
     """Recounted figures of one unit (section, district/municipio, state)."""
@@ -105,22 +118,18 @@ class Cifras:
             self.total_calculado_sin_especiales += t
             self.lista_nominal_sin_especiales += ln
 
-    def add(self, other: Cifras) -> None:
+    def add(self, other: Cifras, sign: int = 1) -> None:
         cols = self.columnas
         for i, v in enumerate(other.columnas):
-            cols[i] += v
-        for name in (
-            "no_registrados",
-            "nulos",
-            "total_calculado",
-            "total_calculado_sin_especiales",
-            "lista_nominal",
-            "lista_nominal_sin_especiales",
-            "esperadas",
-            "capturadas",
-            "contabilizadas",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            cols[i] += sign * v
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+
+    def copy(self) -> Cifras:
+        c = Cifras(self.ncols, list(self.columnas))
+        for name in _SUMMED:
+            setattr(c, name, getattr(self, name))
+        return c
 
     @property
     def total_votos(self) -> int:
@@ -458,8 +467,7 @@ def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Elecc
                 (f"{u.id}-{sid}" if seen[sid] > 1 else sid): _renamed(s, f"{u.id}-{sid}" if seen[sid] > 1 else sid)
                 for sid, s in u.secciones.items()
             }
-        for s in u.secciones.values():
-            u.cifras.add(s.cifras)
+        u.cifras = _unit_figures(data.codigo, u, ncols, memo)
         state.add(u.cifras)
 
     warn: list[str] = []
@@ -523,6 +531,7 @@ class SectionMemo:
 
     def __init__(self) -> None:
         self.elections: dict[str, dict[tuple[str, str], tuple[list[Acta], Cifras]]] = {}
+        self.units: dict[tuple[str, str], tuple[Cifras, dict[str, Cifras]]] = {}
 
 
 _NO_CIFRAS = Cifras(0)  # placeholder until _section_figures fills every section in
@@ -548,6 +557,27 @@ def _section_figures(codigo: str, unidades: dict[str, Unidad], ncols: int, memo:
             new[(u.id, sid)] = (s.actas, s.cifras)
     if memo is not None:
         memo.elections[codigo] = new
+
+
+def _unit_figures(codigo: str, u: Unidad, ncols: int, memo: SectionMemo | None) -> Cifras:
+    """A unit's figures: the sum of its sections, or last corte's sum corrected by the sections that changed."""
+    sections = {sid: s.cifras for sid, s in u.secciones.items()}
+    old = memo.units.get((codigo, u.id)) if memo is not None else None
+    total = None
+    if old is not None and old[0].ncols == ncols and old[1].keys() == sections.keys():
+        changed = [(old[1][sid], c) for sid, c in sections.items() if old[1][sid] is not c]
+        if len(changed) < len(sections) // 2:
+            total = old[0].copy()
+            for before, after in changed:
+                total.add(before, -1)
+                total.add(after)
+    if total is None:
+        total = Cifras(ncols)
+        for c in sections.values():
+            total.add(c)
+    if memo is not None:
+        memo.units[(codigo, u.id)] = (total, sections)
+    return total
 
 
 def _renamed(s: Seccion, sid: str) -> Seccion:

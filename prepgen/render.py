@@ -607,7 +607,8 @@ class Renderer:
         path = self._json_path(e.slug, data)
         yield path, data
         yield f"{e.slug}/{u.tipo}/{u.id}/index.html", self._page(
-            "ambito", e=e, u=u, p=payload, resultados=res, corte=self.corte, current=self.corte, json_url=self.url(path)
+            "ambito", e=e, u=u, p=payload, resultados=res, corte=self.corte, current=self.corte, json_url=self.url(path),
+            lista_secciones=section_list(section_links),
         )
         return path
 
@@ -711,6 +712,11 @@ def candidate_rows(rows: list[dict[str, Any]]) -> Markup:
             for r in rows
         )
     )
+
+
+def section_list(links: list[dict[str, Any]]) -> Markup:
+    """A unit page's list of section links (printed here for the same reason as candidate_rows)."""
+    return Markup("".join(f'<li><a href="{escape(s["html"])}">{escape(s["id"])}</a></li>' for s in links))
 
 
 def _stamped(body: dict[str, Any], entry: list[Any]) -> dict[str, Any]:

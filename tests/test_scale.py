@@ -17,7 +17,7 @@ from paths import CAMPECHE
 
 from prepgen.build import BuildCache, build
 from prepgen.cli import main
-from prepgen.model import build_elections
+from prepgen.model import Cifras, SectionMemo, build_elections
 from prepgen.reader import RowMemo, read_package
 from prepgen.render import SiteOptions
 from prepgen.simulate import simulate
@@ -182,3 +182,30 @@ def _multiline(text: str) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(row)  # quotes the field: it holds the line terminator
     return "\n".join([*lines[: at + 1], buf.getvalue().rstrip("\n"), *lines[at + 2 :]]) + "\n"
+
+
+def test_section_memo_late_corte_figures_equal_a_fresh_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Late in the night a unit's figures are last corte's corrected by the sections that changed: equal to
+    summing every section again."""
+    late = simulate(tmp_path / "sim", "coahuila", 36, 11)[-3:]
+    memo, rows = SectionMemo(), RowMemo()
+    corrected = 0
+    real_copy = Cifras.copy
+
+    def counting_copy(self: Cifras) -> Cifras:
+        nonlocal corrected
+        corrected += 1
+        return real_copy(self)
+
+    monkeypatch.setattr(Cifras, "copy", counting_copy)
+    for pkg in late:
+        warm = build_elections(read_package(pkg, memo=rows), memo)
+        fresh = build_elections(read_package(pkg))
+        for w, f in zip(warm, fresh, strict=True):
+            assert w.cifras == f.cifras
+            for uid, u in f.unidades.items():
+                assert w.unidades[uid].cifras == u.cifras, (pkg.name, uid)
+                assert {k: s.cifras for k, s in w.unidades[uid].secciones.items()} == {
+                    k: s.cifras for k, s in u.secciones.items()
+                }
+    assert corrected > 0  # the corrected path ran (it is taken when fewer than half the sections changed)
