@@ -440,21 +440,32 @@ def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Elecc
     multi = data.multi_entidad
     unidades: dict[str, Unidad] = {}
     state = Cifras(ncols)
+    # Where each acta goes, remembered by acta identity: valid because every acta listed there is still held
+    # by the memo's sections (so no new object can have its id) until _section_figures replaces both.
+    placed = memo.placed.get((data.codigo, multi), {}) if memo is not None else {}
+    placing: dict[int, tuple[str, str, bool, str]] = {}
     for a in data.actas:
         if a.fuera_catalogo:
             continue
-        uid, nombre, pseudo = _unit_key(a, multi)
+        where = placed.get(id(a))
+        if where is None:
+            uid, nombre, pseudo = _unit_key(a, multi)
+            where = (uid, nombre, pseudo, _section_key(a, uid, pseudo, multi))
+        placing[id(a)] = where
+        uid, nombre, pseudo, sid = where
         u = unidades.get(uid)
         if u is None:
             u = unidades[uid] = Unidad(
                 tipo=data.geo_tipo, id=uid, nombre=nombre, cifras=Cifras(ncols), contendientes=[], pseudo=pseudo
             )
-        sid = _section_key(a, uid, pseudo, multi)
         s = u.secciones.get(sid)
         if s is None:
             s = u.secciones[sid] = Seccion(id=sid, unidad_id=uid, cifras=_NO_CIFRAS)
         s.actas.append(a)
     _section_figures(data.codigo, unidades, ncols, memo)
+    if memo is not None:
+        memo.placed = {k: v for k, v in memo.placed.items() if k[0] != data.codigo}
+        memo.placed[(data.codigo, multi)] = placing
     # A section split between two units (seen in Campeche's AYUN) would map two pages to one URL:
     # qualify those sections with their unit id.
     seen: dict[str, int] = {}
@@ -532,6 +543,7 @@ class SectionMemo:
     def __init__(self) -> None:
         self.elections: dict[str, dict[tuple[str, str], tuple[list[Acta], Cifras]]] = {}
         self.units: dict[tuple[str, str], tuple[Cifras, dict[str, Cifras]]] = {}
+        self.placed: dict[tuple[str, bool], dict[int, tuple[str, str, bool, str]]] = {}
 
 
 _NO_CIFRAS = Cifras(0)  # placeholder until _section_figures fills every section in
