@@ -15,7 +15,7 @@ import orjson
 from .errors import BuildError, ConfigError
 from .model import Eleccion, SectionMemo, build_elections
 from .reader import PACKAGE_NAME_RE, Package, RowMemo, read_package
-from .render import Renderer, RenderMemo, SectionState, SiteOptions
+from .render import Renderer, RenderMemo, SectionState, SiteOptions, Written
 from .writer import META_DIR, Writer, load_manifest
 
 Progress = Callable[[str, float], None]
@@ -180,11 +180,14 @@ def build_model(
     writer = Writer(outdir, previous)
     renderer = Renderer(
         elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep,
-        memo=cache.render if cache else None,
+        memo=cache.render if cache else None, direct=writer.put,
     )
     pages = 0
     for done, (path, data) in enumerate(renderer.render(), start=1):
-        writer.write(path, data)
+        if isinstance(data, Written):
+            writer.record(path, *data)
+        else:
+            writer.write(path, data)
         if path.endswith(".html"):
             pages += 1
         if tick and done % 200 == 0:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 import minify_html
@@ -150,9 +150,13 @@ class Renderer:
         can_reuse: Callable[[str], bool] | None = None,
         workers: int | None = None,
         memo: RenderMemo | None = None,
+        direct: Callable[[str, bytes], tuple[str, int, bool]] | None = None,
     ) -> None:
         self.elections = elections
         self.memo = memo
+        # Forked workers write their files themselves with this (the Writer's put) and send back only what
+        # the Writer records, so the file system work runs on every core; without it they send the bytes.
+        self.direct = direct
         self.corte = corte
         self.o = options
         self.env = make_env(options.tema)
@@ -216,7 +220,7 @@ class Renderer:
                 self._fast_ok = False  # e.g. a title with quotes: every page through jinja2
         return self._fast
 
-    def _map(self, e: Eleccion, method: str, keys: list[Any]) -> Iterator[tuple[str, bytes]]:
+    def _map(self, e: Eleccion, method: str, keys: list[Any]) -> Iterator[tuple[str, bytes | Written]]:
         """Run ``method(e, key)`` for every key, yielding its files in key order; return its results.
 
         With more than one worker the keys are spread over forked processes (the model and this renderer
@@ -347,7 +351,7 @@ class Renderer:
         }
 
     # --- pages -------------------------------------------------------------------------------------
-    def render(self) -> Iterator[tuple[str, bytes]]:
+    def render(self) -> Iterator[tuple[str, bytes | Written]]:
         yield from self._static_files()
         summaries = []
         for e in self.elections:
@@ -408,7 +412,7 @@ class Renderer:
                 self.static[rel] = self.url(path)
                 yield path, data
 
-    def _election(self, e: Eleccion) -> Iterator[tuple[str, bytes]]:
+    def _election(self, e: Eleccion) -> Iterator[tuple[str, bytes | Written]]:
         corte = self.corte
         unit_links = []
         units = list(e.unidades.values())
@@ -631,7 +635,7 @@ class Renderer:
         del body["participacion_formula"]
         return body
 
-    def _candidates(self, e: Eleccion) -> Iterator[tuple[str, bytes]]:
+    def _candidates(self, e: Eleccion) -> Iterator[tuple[str, bytes | Written]]:
         links = []
         for link in (yield from self._map(e, "_candidate", list(range(len(e.contendientes))))):
             links.append(link)
@@ -762,9 +766,17 @@ class RenderMemo:
         self.signatures = {(e.slug, u.id): unit_signature(e, u) for e in elections for u in e.unidades.values()}
 
 
+class Written(NamedTuple):
+    """A file a forked worker already wrote (see Renderer.direct): what the Writer records for it."""
+
+    sha256: str
+    size: int
+    written: bool
+
+
 @dataclass
 class _WorkOut:
-    results: list[tuple[list[tuple[str, bytes]], Any]]
+    results: list[tuple[list[tuple[str, bytes | Written]], Any]]
     state: dict[str, list[str]]
     skipped: list[str]
     kept: list[str]
@@ -787,13 +799,14 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
     results = []
     for key in keys:
         gen = getattr(r, method)(e, key)
-        files: list[tuple[str, bytes]] = []
+        files: list[tuple[str, bytes | Written]] = []
         while True:
             try:
-                files.append(next(gen))
+                path, data = next(gen)
             except StopIteration as stop:
                 results.append((files, stop.value))
                 break
+            files.append((path, Written(*r.direct(path, data)) if r.direct is not None else data))
     return _WorkOut(results, r.state.entries, r.skipped, r.kept_files, r.fast_pages)
 
 

@@ -19,6 +19,7 @@ from .errors import BuildError
 from .headers import classify, content_type
 
 META_DIR = ".prepgen"
+INCOMPLETE = "incompleto"
 
 
 def load_manifest(outdir: Path) -> dict[str, Any]:
@@ -40,6 +41,13 @@ class Writer:
         self.unchanged = 0
         outdir.mkdir(parents=True, exist_ok=True)
         self._dirs: set[Path] = set()
+        # Present while a build may be replacing files; removed once the new manifest is in place. If a
+        # build died half way, the previous manifest no longer describes the folder: trust none of it.
+        self._marker = outdir / META_DIR / INCOMPLETE
+        if self._marker.exists():
+            self.previous = {}
+        self._marker.parent.mkdir(exist_ok=True)
+        self._marker.touch()
 
     def _claim(self, path: str) -> None:
         if path in self.files:
@@ -51,27 +59,40 @@ class Writer:
             raise BuildError(f"refusing to write outside the site: {path!r}")
 
     def write(self, path: str, data: bytes) -> None:
-        self._claim(path)
+        self._claim(path)  # before touching the disk: a second page on one URL must not overwrite the first
+        self._store(path, *self.put(path, data))
+
+    def put(self, path: str, data: bytes) -> tuple[str, int, bool]:
+        """Write one file unless the previous build left the same bytes there: (sha256, size, written).
+
+        Claims nothing, so forked render workers can call it on their inherited copy of the writer (the file
+        system work then runs on every core) and hand the parent only the result for record().
+        """
         digest = hashlib.sha256(data).hexdigest()
-        self.files[path] = {
-            "sha256": digest,
-            "size": len(data),
-            "type": content_type(path),
-            "class": classify(path),
-        }
-        target = self.outdir / path
         prev = self.previous.get(path)
+        target = self.outdir / path
         if prev and prev.get("sha256") == digest and target.exists():
-            self.unchanged += 1
-            return
+            return digest, len(data), False
         parent = target.parent
         if parent not in self._dirs:
             parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(parent)
-        tmp = target.with_name(target.name + ".tmp")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
-        self.written += 1
+        return digest, len(data), True
+
+    def record(self, path: str, digest: str, size: int, written: bool) -> None:
+        """Account for a file a render worker wrote with put()."""
+        self._claim(path)
+        self._store(path, digest, size, written)
+
+    def _store(self, path: str, digest: str, size: int, written: bool) -> None:
+        self.files[path] = {"sha256": digest, "size": size, "type": content_type(path), "class": classify(path)}
+        if written:
+            self.written += 1
+        else:
+            self.unchanged += 1
 
     def keep(self, path: str) -> bool:
         """Carry a file over from the previous build unchanged (True if it could be kept).
@@ -104,4 +125,5 @@ class Writer:
         tmp = metadir / "manifest.json.tmp"
         tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         os.replace(tmp, metadir / "manifest.json")  # last: a build is complete once its manifest exists
+        self._marker.unlink(missing_ok=True)
         return manifest

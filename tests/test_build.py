@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -17,6 +18,8 @@ from sitecheck import check_links
 from variants import rewrite_package
 
 from prepgen.cli import main
+from prepgen.errors import BuildError
+from prepgen.writer import Writer
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -272,6 +275,33 @@ def test_rebuild_same_package_writes_nothing(tmp_path: Path) -> None:
     result = run("build", str(CAMPECHE[0]), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert " 0 written" in result.output
+
+
+def test_a_build_that_dies_half_way_does_not_poison_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files replaced by a build that failed are not trusted to match the old manifest afterwards."""
+    out = tmp_path / "out"
+    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(out)).exit_code == 0
+    real_write = Writer.write
+    calls = 0
+
+    def dying_write(self: Writer, path: str, data: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 600:
+            raise BuildError("simulated failure half way through the build")
+        real_write(self, path, data)
+
+    monkeypatch.setattr(Writer, "write", dying_write)
+    result = run("-q", "build", str(CAMPECHE[2]), "-o", str(out))
+    assert result.exit_code == 1 and "simulated failure" in result.output
+    monkeypatch.setattr(Writer, "write", real_write)
+    assert (out / ".prepgen" / "incompleto").exists()
+    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(out)).exit_code == 0
+    files = orjson.loads((out / ".prepgen" / "manifest.json").read_bytes())["files"]
+    wrong = [p for p, e in files.items() if hashlib.sha256((out / p).read_bytes()).hexdigest() != e["sha256"]]
+    assert wrong == [] and not (out / ".prepgen" / "incompleto").exists()
 
 
 def test_validate_reports_without_writing(tmp_path: Path) -> None:
