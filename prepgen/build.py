@@ -53,6 +53,8 @@ class BuildCache:
     sections: SectionMemo = field(default_factory=SectionMemo)
     render: RenderMemo = field(default_factory=RenderMemo)
     state_file: tuple[str, int, int] | None = None
+    state: SectionState | None = None  # the state (and manifest) this process last wrote, with its file token
+    manifest: tuple[tuple[str, int, int] | None, dict[str, Any]] | None = None
 
 
 def _file_token(path: Path) -> tuple[str, int, int] | None:
@@ -170,12 +172,20 @@ def build_model(
     state_path = state_dir / "state.json"
     if cache is not None and cache.state_file != _file_token(state_path):
         cache.render = RenderMemo()  # recorded against another state than the one on disk now
-    previous = load_manifest(outdir)
+    manifest_path = outdir / META_DIR / "manifest.json"
+    if cache is not None and cache.manifest is not None and cache.manifest[0] == _file_token(manifest_path):
+        previous = cache.manifest[1]  # what the last build wrote there (80 MB of JSON nationally not parsed again)
+    else:
+        previous = load_manifest(outdir)
     prev_corte = previous.get("corte_id")
     # Section stamps are "the corte in which the figures last changed": an older package on top of
     # newer state would stamp sections with the future. Then that folder's memory starts afresh.
-    older = bool(prev_corte and prev_corte > package.corte.id)
-    state = SectionState() if older else SectionState.load(state_path)
+    if prev_corte and prev_corte > package.corte.id:
+        state = SectionState()
+    elif cache is not None and cache.state is not None and cache.state_file == _file_token(state_path):
+        state = cache.state
+    else:
+        state = SectionState.load(state_path)
     t = time.perf_counter()
     writer = Writer(outdir, previous)
     renderer = Renderer(
@@ -216,6 +226,8 @@ def build_model(
     if cache is not None:
         cache.render.record(elections)
         cache.state_file = _file_token(state_path)
+        cache.state = renderer.state
+        cache.manifest = (_file_token(manifest_path), manifest)
     timings["escribir"] = time.perf_counter() - t
     if progress:
         progress("escribir", timings["escribir"])

@@ -123,7 +123,7 @@ class Writer:
             (metadir / name).write_bytes(data)
         manifest = {"version": 1, **meta, "files": dict(sorted(self.files.items()))}
         tmp = metadir / "manifest.json.tmp"
-        tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        tmp.write_bytes(orjson.dumps(manifest))  # compact: 216,000 entries nationally, rewritten every corte
         os.replace(tmp, metadir / "manifest.json")  # last: a build is complete once its manifest exists
         self._marker.unlink(missing_ok=True)
         return manifest
