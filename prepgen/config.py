@@ -47,7 +47,7 @@ class Config:
     fin: str | None = None  # operation window end
     entrada: str | None = None  # the inbox the institute uploads packages into (`prepgen watch`)
     trabajo: str = "trabajo"  # watcher work dir: state, bitácora, packages, persistent build
-    sondeo_segundos: float = 2.0  # how often the watcher looks at the inbox
+    sondeo_segundos: float = 0.5  # how often the watcher looks at the inbox (a scandir: cheap)
     incompleto_segundos: float = 60.0  # a stable file that is still not a readable zip is refused after this
     source_path: Path | None = field(default=None, compare=False)
 

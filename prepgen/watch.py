@@ -74,7 +74,7 @@ class Operacion:
     anio: int | None = None
     elecciones: tuple[str, ...] = ()
     silencio_segundos: float = 15 * 60.0
-    sondeo_segundos: float = 2.0
+    sondeo_segundos: float = 0.5
     incompleto_segundos: float = 60.0
     inicio: datetime | None = None
     fin: datetime | None = None
