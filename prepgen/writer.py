@@ -22,6 +22,25 @@ META_DIR = ".prepgen"
 INCOMPLETE = "incompleto"
 
 
+def _overwrite(target: Path, data: bytes) -> None:
+    """Write ``data`` over ``target`` in place: no temp file, no rename, no truncation to zero.
+
+    ext4 (auto_da_alloc) flushes a file's data to disk when it is renamed over an existing file or
+    truncated to zero and rewritten: ~0.5 ms of waiting per page, 5 of the ~10 s a national corte spends
+    writing its 10,000 files. Rewriting the same blocks and trimming the tail costs ~0.02 ms. Nobody reads
+    a build folder while it is being built (publish copies it afterwards, atomically), and a build that dies
+    mid-file leaves the ``incompleto`` marker, so the next build trusts no old manifest and rewrites all.
+    """
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
 def load_manifest(outdir: Path) -> dict[str, Any]:
     path = outdir / META_DIR / "manifest.json"
     if not path.exists():
@@ -77,9 +96,7 @@ class Writer:
         if parent not in self._dirs:
             parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(parent)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        _overwrite(target, data)
         return digest, len(data), True
 
     def record(self, path: str, digest: str, size: int, written: bool) -> None:
