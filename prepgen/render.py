@@ -26,7 +26,7 @@ import orjson
 from markupsafe import Markup, escape
 
 from . import __version__, extras
-from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, templates_digest
+from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, attr, templates_digest, text
 from .headers import CSP
 from .model import Cifras, Eleccion, Resultado, Seccion, Unidad, pct
 from .reader import Acta, Corte
@@ -71,6 +71,10 @@ def make_env(override: str | Path | None = None) -> jinja2.Environment:
     env.filters["bar"] = bar_width
     env.globals["pct_of"] = pct
     return env
+
+
+# Stands in for a page's long list while the rest is minified (plain text minify-html leaves alone).
+SPLICE_TOKEN = "prepgen-lista-c9f1e7"
 
 
 def fmt_int(v: int | None) -> str:
@@ -182,6 +186,7 @@ class Renderer:
         sources = [self.env.loader.get_source(self.env, n)[0] for n in TEMPLATE_NAMES]  # type: ignore[union-attr]
         self._fast_ok = templates_digest(sources) == TEMPLATES_SHA256
         self._fast: SectionPage | None = None
+        self._splice_ok: dict[str, bool] = {}  # see _spliced
 
     # --- helpers -----------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -207,6 +212,34 @@ class Renderer:
             **ctx,
         )
         return minify_html.minify(html, minify_css=False, minify_js=False, keep_closing_tags=True).encode()
+
+    def _spliced(self, name: str, var: str, full: Callable[[], Markup], fast: Callable[[], str], **ctx: Any) -> bytes:
+        """A page whose long list (``var``) is printed already minified and spliced into the minified rest.
+
+        Unit and candidate pages carry ~240-entry lists and are all rebuilt every corte; minify-html
+        re-parsing those lists was most of their cost. The rest of the page goes through jinja2 +
+        minify-html with a placeholder where the list goes. ``fast`` raises NotPlain for a value it cannot
+        print as minify-html would; the first page of each kind in each process is also built the
+        reference way and compared, so an overriding theme that puts the list in another context (or a
+        minify-html that prints differently) turns the splice off instead of changing any byte.
+        """
+        ok = self._splice_ok.get(name)
+        if ok is not False:
+            try:
+                items = fast()
+            except NotPlain:
+                items = None
+            if items is not None:
+                shell = self._page(name, **ctx, **{var: Markup(SPLICE_TOKEN)})
+                if shell.count(SPLICE_TOKEN.encode()) == 1:
+                    page = shell.replace(SPLICE_TOKEN.encode(), items.encode())
+                    if ok:
+                        return page
+                    reference = self._page(name, **ctx, **{var: full()})
+                    self._splice_ok[name] = page == reference
+                    return reference
+                self._splice_ok[name] = False
+        return self._page(name, **ctx, **{var: full()})
 
     def _fast_section(self) -> SectionPage | None:
         # Built on first use: it needs the content-addressed static paths, known once they are yielded.
@@ -511,9 +544,10 @@ class Renderer:
         fresh: dict[str, dict[str, Any]] = {}  # the new chunk's sections
         unchanged: set[str] = set()
         chunk_ok: dict[str, bool] = {}
+        prev_entries = self.prev.entries
+        prefix = f"{e.slug}/"
         for s in u.secciones.values():
-            key = f"{e.slug}/{s.id}"
-            prev = self.prev.entries.get(key)
+            prev = prev_entries.get(prefix + s.id)
             if prev is not None and RenderMemo.same(before.get(s.id), s):
                 entry = list(prev)  # the very same actas as last corte: same figures, nothing to recompute
             else:
@@ -551,9 +585,12 @@ class Renderer:
             except NotPlain:
                 parts = None
         section_links = []
+        state_entries = self.state.entries
+        keep_page = self.can_reuse if self._in_worker else self.reuse
+        page_url = self.url(f"{e.slug}/seccion/")
         for s in u.secciones.values():
             entry = entries[s.id]
-            self.state.entries[f"{e.slug}/{s.id}"] = entry
+            state_entries[prefix + s.id] = entry
             json_url = self.url(entry[4])
             page_path = f"{e.slug}/seccion/{s.id}/index.html"
             section_links.append(
@@ -562,11 +599,11 @@ class Renderer:
                     "id": s.id,
                     "nombre": f"Sección {s.id}",
                     "json": json_url,
-                    "html": self.url(f"{e.slug}/seccion/{s.id}/"),
+                    "html": f"{page_url}{s.id}/",
                 }
             )
             # A kept chunk means the page's JSON link did not change either: the page is the same bytes.
-            if s.id in unchanged and (self.can_reuse(page_path) if self._in_worker else self.reuse(page_path)):
+            if s.id in unchanged and keep_page(page_path):
                 self.skipped.append(page_path)
                 continue
             sp = fresh.get(s.id) or _stamped(bodies.get(s.id) or self._section_body(e, u, s), entry)
@@ -610,9 +647,9 @@ class Renderer:
         data = dumps(payload)
         path = self._json_path(e.slug, data)
         yield path, data
-        yield f"{e.slug}/{u.tipo}/{u.id}/index.html", self._page(
-            "ambito", e=e, u=u, p=payload, resultados=res, corte=self.corte, current=self.corte, json_url=self.url(path),
-            lista_secciones=section_list(section_links),
+        yield f"{e.slug}/{u.tipo}/{u.id}/index.html", self._spliced(
+            "ambito", "lista_secciones", lambda: section_list(section_links), lambda: section_list_min(section_links),
+            e=e, u=u, p=payload, resultados=res, corte=self.corte, current=self.corte, json_url=self.url(path),
         )
         return path
 
@@ -698,9 +735,9 @@ class Renderer:
             path = self._json_path(e.slug, data)
             yield path, data
             html = f"{e.slug}/candidatura/{c.clave}/"
-            yield html + "index.html", self._page(
-                "candidatura", e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path),
-                filas=candidate_rows(rows),
+            yield html + "index.html", self._spliced(
+                "candidatura", "filas", lambda: candidate_rows(rows), lambda: candidate_rows_min(rows),
+                e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path),
             )
         return {"clave": c.clave, "nombre": c.nombre, "json": self.url(path), "html": self.url(html)}
 
@@ -716,6 +753,21 @@ def candidate_rows(rows: list[dict[str, Any]]) -> Markup:
             for r in rows
         )
     )
+
+
+def candidate_rows_min(rows: list[dict[str, Any]]) -> str:
+    """candidate_rows as minify-html prints them (see Renderer._spliced); NotPlain if it cannot tell."""
+    return "".join(
+        f'<tr><th scope=row><a href={attr(r["html"])}>{text(r["id"])} '
+        f'{text(r["nombre"]) if r["tipo"] != "seccion" else ""}</a></th>'
+        f'<td class=num>{fmt_int(r["votos"])}</td><td class=num>{fmt_pct_json(r["porcentaje"])}</td></tr>'
+        for r in rows
+    )
+
+
+def section_list_min(links: list[dict[str, Any]]) -> str:
+    """section_list as minify-html prints it (see Renderer._spliced); NotPlain if it cannot tell."""
+    return "".join(f'<li><a href={attr(s["html"])}>{text(s["id"])}</a></li>' for s in links)
 
 
 def section_list(links: list[dict[str, Any]]) -> Markup:
@@ -756,9 +808,10 @@ class RenderMemo:
 
     @staticmethod
     def same(prev: Seccion | None, s: Seccion) -> bool:
-        if prev is None or len(prev.actas) != len(s.actas):
-            return False
-        return all(x is y for x, y in zip(prev.actas, s.actas, strict=True))
+        # List equality compares by identity first (in C): the shared actas of an unchanged section are
+        # the very same objects. Distinct but equal actas (every field, line number included) would give
+        # the same JSON too, so equality is as safe as identity here.
+        return prev is not None and prev.actas == s.actas
 
     def record(self, elections: list[Eleccion]) -> None:
         # A reference, not a copy: recording costs nothing per section.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from paths import CAMPECHE, CAMPECHE_ZERO
@@ -25,10 +26,15 @@ def test_fast_path_matches_the_bundled_templates() -> None:
     )
 
 
+def _reference(self: Renderer, name: str, var: str, full: Any, fast: Any, **ctx: Any) -> bytes:
+    return self._page(name, **ctx, **{var: full()})
+
+
 def _render(pkg: Path, fast: bool, monkeypatch: pytest.MonkeyPatch, **opts: object) -> tuple[dict[str, bytes], int]:
     with monkeypatch.context() as mp:
         if not fast:
             mp.setattr(render, "TEMPLATES_SHA256", "disabled")
+            mp.setattr(Renderer, "_spliced", _reference)
         package = read_package(pkg)
         r = Renderer(build_elections(package), package.corte, SiteOptions(**opts))  # type: ignore[arg-type]
         files = dict(r.render())
@@ -75,3 +81,31 @@ def test_values_that_are_not_plain_fall_back_to_jinja(tmp_path: Path, monkeypatc
     fast, n = _render(pkg, True, monkeypatch, base_path="/prep 2021/")
     slow, _ = _render(pkg, False, monkeypatch, base_path="/prep 2021/")
     assert fast == slow
+
+
+def test_unit_and_candidate_lists_are_spliced() -> None:
+    """Unit and candidate pages print their long list already minified (the tests above compare bytes)."""
+    package = read_package(CAMPECHE[-1])
+    r = Renderer(build_elections(package), package.corte, SiteOptions(), workers=1)
+    files = dict(r.render())
+    assert r._splice_ok == {"ambito": True, "candidatura": True}
+    assert render.SPLICE_TOKEN.encode() not in b"".join(files.values())
+
+
+def test_a_theme_that_moves_the_list_turns_the_splice_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In an attribute minify-html keeps the list quoted: splicing the unquoted fast form there would differ,
+    # so the first page's check must switch the splice off and every page must equal the reference path.
+    theme = tmp_path / "tema" / "templates"
+    theme.mkdir(parents=True)
+    (theme / "ambito.html").write_text(
+        '{% extends "zocalo:ambito.html" %}{% block content %}<p title="{{ lista_secciones }}">x</p>{% endblock %}'
+    )
+    package = read_package(CAMPECHE[-1])
+    r = Renderer(build_elections(package), package.corte, SiteOptions(tema=tmp_path / "tema"), workers=1)
+    files = dict(r.render())
+    assert r._splice_ok == {"ambito": False, "candidatura": True}
+    with monkeypatch.context() as mp:
+        mp.setattr(Renderer, "_spliced", _reference)
+        ref = Renderer(build_elections(package), package.corte, SiteOptions(tema=tmp_path / "tema"), workers=1)
+        assert files == dict(ref.render())
+    assert any(b'<p title="<li>' in v for v in files.values())
