@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -275,7 +276,7 @@ class Renderer:
         size = max(1, min(64, len(keys) // (self.workers * 8)))
         chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
         try:
-            with ctx.Pool(self.workers) as pool:
+            with ctx.Pool(self.workers, initializer=_worker_signals) as pool:
                 for out in pool.imap(_work, [(ei, method, chunk) for chunk in chunks]):
                     for files, result in out.results:
                         yield from files
@@ -837,6 +838,18 @@ class _WorkOut:
 
 
 _FORKED: Renderer | None = None  # the renderer a forked worker inherits
+
+
+def _worker_signals() -> None:
+    """A render worker dies on SIGTERM and leaves SIGINT to its parent.
+
+    Forked workers inherit the parent's Python signal handlers. Under ``prepgen watch`` SIGTERM only sets a
+    "stop after this corte" flag, so a worker inherited that and survived the SIGTERM with which
+    Pool.terminate() ends its workers: the watcher then waited for it forever (seen in the national
+    bench, mid-build). Ctrl-C reaches the whole process group; the parent decides what it means.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:

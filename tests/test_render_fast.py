@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +113,32 @@ def test_a_theme_that_moves_the_list_turns_the_splice_off(tmp_path: Path, monkey
         ref = Renderer(build_elections(package), package.corte, SiteOptions(tema=tmp_path / "tema"), workers=1)
         assert files == dict(ref.render())
     assert any(b'<p title="<li>' in v for v in files.values())
+
+
+class _Probe(Renderer):
+    def _probe(self, e: Any, key: int) -> Any:
+        yield from ()
+        return (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+
+
+def test_render_workers_die_on_sigterm_under_a_handler_that_does_not() -> None:
+    """Pool.terminate() ends workers with SIGTERM: a worker that inherited the watcher's "stop later"
+    handler survived it, and the watcher waited for it forever."""
+    package = read_package(CAMPECHE[-1])
+    r = _Probe(build_elections(package), package.corte, SiteOptions(), workers=2)
+    # Without the fix the pool's exit hangs: kill its workers after a while so the test fails instead.
+    watchdog = threading.Timer(60, lambda: [os.kill(p.pid, signal.SIGKILL) for p in multiprocessing.active_children()])
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as prepgen watch installs
+    watchdog.start()
+    try:
+        gen = r._map(r.elections[0], "_probe", list(range(40)))
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                seen = stop.value
+                break
+    finally:
+        watchdog.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [(signal.SIG_DFL, signal.SIG_IGN)] * 40
