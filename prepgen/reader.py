@@ -464,6 +464,20 @@ class RowMemo:
             del self.files[layout]
 
 
+def _records(lines: list[str], first: int, delim: str) -> Iterator[tuple[int, list[str]]]:
+    """CSV records of ``lines`` (split, without terminators) with the line number each one starts on.
+
+    A quoted field may span lines (valid CSV): the break is given back to the csv module, so the field
+    keeps it ("PRIMERA LINEA\nSEGUNDA LINEA", not "PRIMERA LINEASEGUNDA LINEA"), and the records after
+    it keep their real line numbers for error messages.
+    """
+    reader = csv.reader((line + "\n" for line in lines), delimiter=delim)
+    start = first
+    for row in reader:
+        yield start, row
+        start = first + reader.line_num
+
+
 def _parse_rows(
     lines: list[str],
     first: int,
@@ -477,7 +491,7 @@ def _parse_rows(
         if actas is not None:
             return actas
     actas = []
-    for n, row in enumerate(csv.reader(lines, delimiter=delim), start=first):
+    for n, row in _records(lines, first, delim):
         a = parse(row, n)
         if a is not None:
             actas.append(a)
@@ -767,7 +781,7 @@ def _read_candidaturas(f: _File) -> list[Candidatura]:
     unit_col = next((c for c in header if c.startswith("ID_") and c not in ("ID_ENTIDAD",)), None)
     sup_col = "CANDIDATURA_SUPLENTE" if "CANDIDATURA_SUPLENTE" in idx else None
     out = []
-    for n, row in enumerate(csv.reader(lines[head_at + 1 :], delimiter=delim), start=head_at + 2):
+    for n, row in _records(lines[head_at + 1 :], head_at + 2, delim):
         if not row or not any(c.strip() for c in row):
             continue
         if len(row) < len(header):

@@ -164,10 +164,13 @@ def test_row_memo_matches_a_plain_read_and_falls_back_on_multiline_quotes(tmp_pa
     assert first.elecciones[0].archivo != warm.elecciones[0].archivo  # a different outer zip, same layout
     # A quoted OBSERVACIONES spanning two lines cannot be matched line by line: the whole-file reader runs.
     pkg = variants.rewrite_package(CAMPECHE[1], tmp_path / CAMPECHE[1].name, variants.only_csv("GOB", _multiline))
-    observaciones = [a.observaciones for a in read_package(pkg, memo=memo).elecciones[0].actas]
-    assert observaciones == [a.observaciones for a in read_package(pkg).elecciones[0].actas]
-    # (the reader works on split lines, so the break itself is lost — as without the memo)
-    assert observaciones[0].startswith("PRIMERA LINEA") and observaciones[0].endswith("SEGUNDA LINEA")
+    actas = read_package(pkg, memo=memo).elecciones[0].actas
+    assert actas == read_package(pkg).elecciones[0].actas
+    assert actas[0].observaciones == "PRIMERA LINEA\nSEGUNDA LINEA"  # the break is kept
+    # The rows after it keep their physical line numbers (error messages name them).
+    original = plain.elecciones[0].actas
+    assert [a.line for a in actas[1:]] == [a.line + 1 for a in original[1:]]
+    assert actas[0].line == original[0].line
 
 
 def _multiline(text: str) -> str:
