@@ -131,6 +131,18 @@ def load_and_model(
     return package, elections, timings
 
 
+def release_heap(collect: bool = False) -> None:
+    """Give the collector back the heap load_and_model froze.
+
+    Unfrozen, the model (millions of objects nationally) lands in the oldest generation and the next full
+    collection walks all of it: ~2-4 s of CPU with the GIL held, which stalls whatever runs then (the
+    upload threads of a publish). ``collect``: pay that now, at a moment the caller chose.
+    """
+    gc.unfreeze()
+    if collect:
+        gc.collect()
+
+
 def build(
     package_path: Path,
     outdir: Path,
@@ -166,8 +178,13 @@ def build_model(
     state_dir: Path | None = None,
     tick: Callable[[int], None] | None = None,
     cache: BuildCache | None = None,
+    keep_frozen: bool = False,
 ) -> BuildResult:
-    """Render and write an already read and modelled package (the watcher validates it before building)."""
+    """Render and write an already read and modelled package (the watcher validates it before building).
+
+    ``keep_frozen``: leave the heap frozen (see load_and_model) for the caller to release_heap() later — the
+    watcher does so once the corte is live, so no full collection runs between the package and the pointer.
+    """
     state_dir = state_dir or outdir / META_DIR
     state_path = state_dir / "state.json"
     if cache is not None and cache.state_file != _file_token(state_path):
@@ -219,7 +236,6 @@ def build_model(
         "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2),
     }
     manifest = writer.finish(meta, extra)
-    gc.unfreeze()  # see load_and_model: a long-running caller gets its collector back as it was
     if state_dir != outdir / META_DIR:
         state_dir.mkdir(parents=True, exist_ok=True)
         state_path.write_bytes(renderer.state.dump())
@@ -228,6 +244,8 @@ def build_model(
         cache.state_file = _file_token(state_path)
         cache.state = renderer.state
         cache.manifest = (_file_token(manifest_path), manifest)
+    if not keep_frozen:
+        release_heap()
     timings["escribir"] = time.perf_counter() - t
     if progress:
         progress("escribir", timings["escribir"])

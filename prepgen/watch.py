@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from .bitacora import Bitacora, now_iso
-from .build import BuildCache, BuildResult, build_model, load_and_model, report_of
+from .build import BuildCache, BuildResult, build_model, load_and_model, release_heap, report_of
 from .config import Config
 from .errors import BuildError, ConfigError, PackageError, PrepgenError, PublishError
 from .publish import POINTER_PATH, PublishResult, StorageError, open_storage, publish
@@ -282,12 +282,18 @@ class Engine:
         state["construyendo"] = True
         state["pendiente"] = None
         self.wd.save(state)
-        pkg, elections, timings = modelled or load_and_model(package, cache=self.cache)
-        built = build_model(pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache)
-        state["construyendo"] = False
-        state["pendiente"] = pending
-        self.wd.save(state)
-        return built, self.publish_pending(state)
+        try:
+            pkg, elections, timings = modelled or load_and_model(package, cache=self.cache)
+            built = build_model(
+                pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache, keep_frozen=True
+            )
+            state["construyendo"] = False
+            state["pendiente"] = pending
+            self.wd.save(state)
+            return built, self.publish_pending(state)
+        finally:
+            # Live (or failed): now the collector may walk the model, not between package and pointer.
+            release_heap(collect=True)
 
     def publish_pending(self, state: dict[str, Any]) -> PublishResult:
         try:
@@ -685,9 +691,11 @@ class Watcher:
         except (PackageError, BuildError) as exc:
             raise Refused(exc.message.replace(str(cand.copy), name)) from None
         package, elections, _ = modelled
+        codes = tuple(e.codigo for e in elections)
+        if package.corte.id != name_corte or (op.elecciones and sorted(codes) != sorted(op.elecciones)):
+            release_heap()  # load_and_model froze it for a build that will not happen
         if package.corte.id != name_corte:
             raise Refused(f"el nombre dice corte {name_corte} pero el contenido es del corte {package.corte.id}")
-        codes = tuple(e.codigo for e in elections)
         if op.elecciones and sorted(codes) != sorted(op.elecciones):
             raise Refused(
                 f"trae las elecciones {', '.join(codes)}; este sitio publica {', '.join(op.elecciones)} "
@@ -723,9 +731,11 @@ class Watcher:
         self.wd.save(state)
         try:
             built = build_model(
-                package, elections, modelled[2], self.wd.build, self.engine.options(state), cache=self.engine.cache
+                package, elections, modelled[2], self.wd.build, self.engine.options(state), cache=self.engine.cache,
+                keep_frozen=True,
             )
         except BuildError as exc:
+            release_heap(collect=True)
             state["construyendo"] = False
             self.wd.save(state)
             raise Refused(exc.message) from None
@@ -737,7 +747,11 @@ class Watcher:
         state["construyendo"] = False
         state["pendiente"] = pending
         self.wd.save(state)
-        result = self.engine.publish_pending(state)
+        try:
+            result = self.engine.publish_pending(state)
+        finally:
+            # Live (or failed): now the collector may walk the model, not between package and pointer.
+            release_heap(collect=True)
         self.engine.finish(state, pending, result, build_seconds)
 
     def _refuse(self, path: Path, reason: str, cand: Candidate | None) -> None:

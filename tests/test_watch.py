@@ -518,3 +518,36 @@ def test_federal_process_takes_unscoped_packages_only(site: tuple[str, str, Buck
     assert bucket.pointer()["corte_id"] == "20240602_2000"
     reason = (inbox / "rechazados" / (CAMPECHE[0].name + ".error.txt")).read_text(encoding="utf-8")
     assert "es de CAMP, este sitio publica NACIONAL" in reason, reason
+
+
+def test_no_full_collection_between_package_and_pointer(
+    site: tuple[str, str, Bucket], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model stays frozen (out of the collector's reach) through the publish, and is handed back once
+    the corte is live — also when the package is refused after reading or the publish fails."""
+    import gc
+
+    import prepgen.watch as watch_module
+
+    target, endpoint, bucket = site
+    inbox = tmp_path / "buzon"
+    frozen_during_publish: list[int] = []
+    real_publish = watch_module.publish
+
+    def spying_publish(*args: Any, **kwargs: Any) -> Any:
+        frozen_during_publish.append(gc.get_freeze_count())
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr(watch_module, "publish", spying_publish)
+    gc.unfreeze()
+    drop(inbox, CAMPECHE[1])
+    # The content says corte 22:40 of the day before, the name 13:25: read and modelled, then refused.
+    drop(inbox, CAMPECHE[0], "20210607_1325_PREP_CAMP.zip")
+    op = make_op(tmp_path, target, endpoint)
+    with watching(op, inbox):
+        wait_for("corte 1320 live and the misnamed copy refused", lambda: has(work := tmp_path / "work",
+                 "publicacion", corte="20210607_1320")() and has(work, "rechazo")())
+    assert bucket.pointer()["corte_id"] == "20210607_1320"  # type: ignore[index]
+    # Campeche's model is tens of thousands of objects: frozen means they are out of every collection.
+    assert len(frozen_during_publish) == 1 and frozen_during_publish[0] > 10_000
+    assert gc.get_freeze_count() == 0
