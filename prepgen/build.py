@@ -32,6 +32,8 @@ class BuildResult:
     pages: int
     timings: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    # What build_model(deferred=True) left for later: remove the replaced files, release the frozen heap.
+    cleanup: Callable[[], None] = lambda: None  # noqa: E731 - a do-nothing default
 
     @property
     def seconds(self) -> float:
@@ -178,12 +180,14 @@ def build_model(
     state_dir: Path | None = None,
     tick: Callable[[int], None] | None = None,
     cache: BuildCache | None = None,
-    keep_frozen: bool = False,
+    deferred: bool = False,
 ) -> BuildResult:
     """Render and write an already read and modelled package (the watcher validates it before building).
 
-    ``keep_frozen``: leave the heap frozen (see load_and_model) for the caller to release_heap() later — the
-    watcher does so once the corte is live, so no full collection runs between the package and the pointer.
+    ``deferred``: leave the heap frozen (see load_and_model) and the files this build replaced on disk, for
+    the caller to run ``result.cleanup()`` once the corte is live — the watcher does, so neither a full
+    collection of the model nor ~1,900 unlinks run between the package and the pointer (nationally). The
+    replaced files are in no manifest: publish never reads them.
     """
     state_dir = state_dir or outdir / META_DIR
     state_path = state_dir / "state.json"
@@ -235,7 +239,7 @@ def build_model(
         "state.json": renderer.state.dump(),
         "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2),
     }
-    manifest = writer.finish(meta, extra)
+    manifest = writer.finish(meta, extra, defer_removal=deferred)
     if state_dir != outdir / META_DIR:
         state_dir.mkdir(parents=True, exist_ok=True)
         state_path.write_bytes(renderer.state.dump())
@@ -244,7 +248,12 @@ def build_model(
         cache.state_file = _file_token(state_path)
         cache.state = renderer.state
         cache.manifest = (_file_token(manifest_path), manifest)
-    if not keep_frozen:
+
+    def cleanup() -> None:
+        writer.remove_stale()
+        release_heap(collect=True)
+
+    if not deferred:
         release_heap()
     timings["escribir"] = time.perf_counter() - t
     if progress:
@@ -261,4 +270,5 @@ def build_model(
         pages=pages + len(renderer.skipped),
         timings=timings,
         report=report,
+        **({"cleanup": cleanup} if deferred else {}),
     )

@@ -282,18 +282,22 @@ class Engine:
         state["construyendo"] = True
         state["pendiente"] = None
         self.wd.save(state)
+        built = None
         try:
             pkg, elections, timings = modelled or load_and_model(package, cache=self.cache)
             built = build_model(
-                pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache, keep_frozen=True
+                pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache, deferred=True
             )
             state["construyendo"] = False
             state["pendiente"] = pending
             self.wd.save(state)
             return built, self.publish_pending(state)
         finally:
-            # Live (or failed): now the collector may walk the model, not between package and pointer.
-            release_heap(collect=True)
+            # Live (or failed): now the build's leftovers, not between package and pointer.
+            if built is not None:
+                built.cleanup()
+            else:
+                release_heap(collect=True)
 
     def publish_pending(self, state: dict[str, Any]) -> PublishResult:
         try:
@@ -732,7 +736,7 @@ class Watcher:
         try:
             built = build_model(
                 package, elections, modelled[2], self.wd.build, self.engine.options(state), cache=self.engine.cache,
-                keep_frozen=True,
+                deferred=True,
             )
         except BuildError as exc:
             release_heap(collect=True)
@@ -750,8 +754,8 @@ class Watcher:
         try:
             result = self.engine.publish_pending(state)
         finally:
-            # Live (or failed): now the collector may walk the model, not between package and pointer.
-            release_heap(collect=True)
+            # Live (or failed): now the build's leftovers (see build_model), not between package and pointer.
+            built.cleanup()
         self.engine.finish(state, pending, result, build_seconds)
 
     def _refuse(self, path: Path, reason: str, cand: Candidate | None) -> None:

@@ -58,6 +58,7 @@ class Writer:
         self.files: dict[str, dict[str, Any]] = {}
         self.written = 0
         self.unchanged = 0
+        self.stale: list[str] = []
         outdir.mkdir(parents=True, exist_ok=True)
         self._dirs: set[Path] = set()
         # Present while a build may be replacing files; removed once the new manifest is in place. If a
@@ -130,10 +131,13 @@ class Writer:
     def can_keep(self, path: str) -> bool:
         return path in self.previous
 
-    def finish(self, meta: dict[str, Any], extra: dict[str, bytes]) -> dict[str, Any]:
-        for path in set(self.previous) - set(self.files):
-            with contextlib.suppress(FileNotFoundError):
-                (self.outdir / path).unlink()
+    def finish(self, meta: dict[str, Any], extra: dict[str, bytes], *, defer_removal: bool = False) -> dict[str, Any]:
+        """Write the manifest (last). Files the new build no longer has are removed first, or, with
+        ``defer_removal``, left for remove_stale(): ~0.5 ms of kernel time each, ~1,900 a national corte
+        (the replaced content-addressed JSON), that a watcher runs once the corte is live instead."""
+        self.stale = sorted(set(self.previous) - set(self.files))
+        if not defer_removal:
+            self.remove_stale()
         metadir = self.outdir / META_DIR
         metadir.mkdir(exist_ok=True)
         for name, data in extra.items():
@@ -146,3 +150,10 @@ class Writer:
         os.replace(tmp, metadir / "manifest.json")  # last: a build is complete once its manifest exists
         self._marker.unlink(missing_ok=True)
         return manifest
+
+    def remove_stale(self) -> None:
+        """Remove what finish() found the new build no longer has (idempotent)."""
+        stale, self.stale = self.stale, []
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                (self.outdir / path).unlink()

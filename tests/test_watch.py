@@ -520,34 +520,47 @@ def test_federal_process_takes_unscoped_packages_only(site: tuple[str, str, Buck
     assert "es de CAMP, este sitio publica NACIONAL" in reason, reason
 
 
-def test_no_full_collection_between_package_and_pointer(
+def test_build_leftovers_wait_until_the_corte_is_live(
     site: tuple[str, str, Bucket], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The model stays frozen (out of the collector's reach) through the publish, and is handed back once
-    the corte is live — also when the package is refused after reading or the publish fails."""
+    """Between package and pointer the watcher runs no full collection of the model (it stays frozen) and
+    removes none of the files the new build replaced; both happen once the corte is live — and the heap is
+    handed back too when a package is refused after being read."""
     import gc
 
     import prepgen.watch as watch_module
 
     target, endpoint, bucket = site
-    inbox = tmp_path / "buzon"
-    frozen_during_publish: list[int] = []
+    inbox, work = tmp_path / "buzon", tmp_path / "work"
+    seen: list[tuple[int, int]] = []  # (objects frozen, files on disk the build manifest does not list)
     real_publish = watch_module.publish
 
+    def on_disk_not_in_manifest() -> int:
+        build = work / "build"
+        listed = set(json.loads((build / ".prepgen" / "manifest.json").read_bytes())["files"])
+        return sum(
+            1 for p in build.rglob("*") if p.is_file() and ".prepgen" not in p.parts
+            and p.relative_to(build).as_posix() not in listed
+        )
+
     def spying_publish(*args: Any, **kwargs: Any) -> Any:
-        frozen_during_publish.append(gc.get_freeze_count())
+        seen.append((gc.get_freeze_count(), on_disk_not_in_manifest()))
         return real_publish(*args, **kwargs)
 
     monkeypatch.setattr(watch_module, "publish", spying_publish)
     gc.unfreeze()
     drop(inbox, CAMPECHE[1])
-    # The content says corte 22:40 of the day before, the name 13:25: read and modelled, then refused.
-    drop(inbox, CAMPECHE[0], "20210607_1325_PREP_CAMP.zip")
+    drop(inbox, CAMPECHE[2])
+    # The content says corte 22:40 of the day before, the name 20:05: read and modelled, then refused.
+    drop(inbox, CAMPECHE[0], "20210607_2005_PREP_CAMP.zip")
     op = make_op(tmp_path, target, endpoint)
     with watching(op, inbox):
-        wait_for("corte 1320 live and the misnamed copy refused", lambda: has(work := tmp_path / "work",
-                 "publicacion", corte="20210607_1320")() and has(work, "rechazo")())
-    assert bucket.pointer()["corte_id"] == "20210607_1320"  # type: ignore[index]
-    # Campeche's model is tens of thousands of objects: frozen means they are out of every collection.
-    assert len(frozen_during_publish) == 1 and frozen_during_publish[0] > 10_000
+        wait_for("corte 2000 live and the misnamed package refused", lambda: has(work, "publicacion",
+                 corte="20210607_2000")() and has(work, "rechazo")())
+    assert bucket.pointer()["corte_id"] == "20210607_2000"  # type: ignore[index]
+    # Campeche's model is tens of thousands of objects: frozen means out of every collection.
+    assert len(seen) == 2 and all(frozen > 10_000 for frozen, _ in seen)
+    # The first corte replaced nothing; the second replaced unit and candidate JSON, still on disk then.
+    assert seen[0][1] == 0 and seen[1][1] > 0
+    assert on_disk_not_in_manifest() == 0
     assert gc.get_freeze_count() == 0
