@@ -278,7 +278,10 @@ class Engine:
     def build_and_publish(
         self, state: dict[str, Any], package: Path, pending: dict[str, Any], modelled: Any = None
     ) -> tuple[BuildResult, PublishResult]:
-        """Build ``package`` into build/ with the state's aviso/final, then publish it (pointer last)."""
+        """Build ``package`` into build/ with the state's aviso/final, then publish it (pointer last).
+
+        The build's leftovers (see build_model's ``deferred``) are the caller's: ``built.cleanup()`` once
+        the corte is recorded as live. On failure they are cleaned up here."""
         state["construyendo"] = True
         state["pendiente"] = None
         self.wd.save(state)
@@ -292,12 +295,12 @@ class Engine:
             state["pendiente"] = pending
             self.wd.save(state)
             return built, self.publish_pending(state)
-        finally:
-            # Live (or failed): now the build's leftovers, not between package and pointer.
+        except BaseException:
             if built is not None:
                 built.cleanup()
             else:
                 release_heap(collect=True)
+            raise
 
     def publish_pending(self, state: dict[str, Any]) -> PublishResult:
         try:
@@ -403,6 +406,7 @@ class Engine:
             raise PublishError(str(exc)) from None
         pending_done = dict(pending)
         self.finish(state, pending_done, result, build_seconds=round(built.seconds, 3))
+        built.cleanup()
         return result
 
     def set_aviso(self, texto: str | None, origen: str) -> PublishResult | None:
@@ -751,12 +755,14 @@ class Watcher:
         state["construyendo"] = False
         state["pendiente"] = pending
         self.wd.save(state)
+        # The build's leftovers (see build_model's ``deferred``) wait until the corte is live and recorded.
         try:
             result = self.engine.publish_pending(state)
-        finally:
-            # Live (or failed): now the build's leftovers (see build_model), not between package and pointer.
+        except BaseException:
             built.cleanup()
+            raise
         self.engine.finish(state, pending, result, build_seconds)
+        built.cleanup()
 
     def _refuse(self, path: Path, reason: str, cand: Candidate | None) -> None:
         reason = " ".join(reason.split())  # one line, whatever the exception said
