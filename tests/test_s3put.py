@@ -392,6 +392,24 @@ def test_body_without_length_is_read_to_the_close(raw_server: Any, no_sleep: lis
     p.close()
 
 
+def test_early_answer_to_a_large_put_beats_the_broken_pipe(raw_server: Any, no_sleep: list[float]) -> None:
+    error = ERROR.format(code="AccessDenied", message="early").encode()
+
+    def handler(index: int, conn: socket.socket, rfile: Any) -> None:
+        while rfile.readline() not in (b"\r\n", b""):
+            pass
+        # Answers without reading the body, then closes on it unread: the client's send breaks.
+        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(error))
+        conn.sendall(error)
+        time.sleep(0.1)
+
+    server = raw_server(handler)
+    body = bytes(16_000_000)  # more than the loopback socket buffers take
+    with pytest.raises(PutError, match="^AccessDenied 403: early$"):
+        putter(server.url).put("k", body, {}, _sha(body))
+    assert server.accepted == 1 and no_sleep == []
+
+
 def test_many_threads_share_a_smaller_pool_and_every_body_arrives_intact(
     scripted: Any, no_sleep: list[float]
 ) -> None:
