@@ -32,6 +32,8 @@ class BuildResult:
     pages: int
     timings: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    # What the build wrote to .prepgen/manifest.json, for a publish in the same process (not read again).
+    manifest: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -243,4 +245,5 @@ def build_model(
         pages=pages + len(renderer.skipped),
         timings=timings,
         report=report,
+        manifest=manifest,
     )
