@@ -1,6 +1,7 @@
 """A national-shaped incremental corte publish on a loopback SeaweedFS, without a national build.
 
     python bench/corte.py [--entries 216000] [--pages 9300] [--bundles 900] [--bundle-kb 60] [--repeat 2]
+                          [--in-memory]
 
 The target is seeded by hand with a live pointer and a live corte record of ``--entries`` files (the shape
 of a real build manifest: section pages, district bundles, static files), so only the files a corte
@@ -9,6 +10,10 @@ one diffs against a record written by the code under test, which is the one that
 changed section pages (6–10 KB) and ``--bundles`` new immutable bundles. Reported per corte: wall seconds,
 this process's CPU seconds, objects, and the time to the first PUT (reading the build and live manifests,
 diffing) and from the last page to the pointer (the corte record).
+
+``--in-memory`` publishes like the watcher: the build manifest is handed to publish in memory, and the
+second corte diffs against the record the first one left in memory (``PublishResult.live``) instead of
+downloading it (``live`` column: where the live record came from).
 """
 
 from __future__ import annotations
@@ -51,8 +56,8 @@ def base_files(entries: int, rng: random.Random) -> dict[str, dict[str, Any]]:
 
 
 def corte(build: Path, corte_id: str, files: dict[str, dict[str, Any]], pages: int, bundles: int,
-          bundle_kb: int, rng: random.Random) -> dict[str, dict[str, Any]]:
-    """Write the changed files of a new corte into ``build`` and its manifest; returns its file table."""
+          bundle_kb: int, rng: random.Random) -> dict[str, Any]:
+    """Write the changed files of a new corte into ``build`` and its manifest; returns the manifest."""
     files = {p: dict(e) for p, e in files.items()}
     page_paths = [p for p, e in files.items() if e["class"] == "page"]
 
@@ -72,10 +77,9 @@ def corte(build: Path, corte_id: str, files: dict[str, dict[str, Any]], pages: i
     write("json/main.json", json.dumps({"corte_id": corte_id}).encode(), JSON, "pointer")
     meta = build / ".prepgen"
     meta.mkdir(parents=True, exist_ok=True)
-    (meta / "manifest.json").write_text(json.dumps(
-        {"version": 1, "corte": corte_id, "corte_id": corte_id, "corte_texto": corte_id, "files": files},
-        indent=1, sort_keys=True))
-    return files
+    manifest = {"version": 1, "corte": corte_id, "corte_id": corte_id, "corte_texto": corte_id, "files": files}
+    (meta / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
 
 
 def cpu() -> float:
@@ -91,6 +95,8 @@ def main() -> None:
     ap.add_argument("--bundle-kb", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--in-memory", action="store_true",
+                    help="hand publish the build manifest and the previous corte's live record in memory")
     args = ap.parse_args()
     from prepgen.publish import publish
 
@@ -110,9 +116,12 @@ def main() -> None:
                               Body=json.dumps({"corte_id": "20210606_2000", "files": live}, indent=1,
                                               sort_keys=True).encode())
             files = {p: {k: v for k, v in e.items() if k != "origen"} for p, e in live.items()}
+            held = None  # the live record the previous publish left (--in-memory)
             for corte_id in ("20210606_2005", "20210606_2010"):
                 build = Path(tmp) / corte_id
-                files = corte(build, corte_id, files, args.pages, args.bundles, args.bundle_kb, rng)
+                manifest = corte(build, corte_id, files, args.pages, args.bundles, args.bundle_kb, rng)
+                files = manifest["files"]
+                handed = {"manifest": manifest, "live": held} if args.in_memory else {}
                 first_put: list[float] = []
                 t0, c0 = time.perf_counter(), cpu()
 
@@ -121,10 +130,11 @@ def main() -> None:
                     if not first:
                         first.append(time.perf_counter() - t0)
 
-                r = publish(build, f"s3://{bucket}/site", endpoint_url=s3.endpoint, progress=progress)
+                r = publish(build, f"s3://{bucket}/site", endpoint_url=s3.endpoint, progress=progress, **handed)
+                held = r.live
                 row = {"corte": corte_id, "seconds": time.perf_counter() - t0, "cpu": cpu() - c0,
                        "objects": r.uploaded + r.record_objects, "bytes": r.uploaded_bytes,
-                       "to_first_put": first_put[0] if first_put else None}
+                       "to_first_put": first_put[0] if first_put else None, "live": r.live_source}
                 rows.append(row)
                 print(json.dumps({**row, "skipped": r.skipped, "previous": r.previous_corte_id}), file=sys.stderr)
             head = client.head_object(Bucket=bucket, Key="site/_prepgen/cortes/20210606_2010/manifest.json")
@@ -132,11 +142,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("| corte | objects | bytes | wall s | CPU s | s to first PUT | record manifest |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| corte | live record | objects | bytes | wall s | CPU s | s to first PUT | record manifest |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['corte']} | {r['objects']:,} | {human(r['bytes'])} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
-              f"{r['to_first_put']:.1f} | {human(r.get('record_manifest_bytes'))} |")
+        print(f"| {r['corte']} | {r['live']} | {r['objects']:,} | {human(r['bytes'])} | {r['seconds']:.1f} | "
+              f"{r['cpu']:.1f} | {r['to_first_put']:.1f} | {human(r.get('record_manifest_bytes'))} |")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ class BuildResult:
     report: dict[str, Any] = field(default_factory=dict)
     # What build_model(deferred=True) left for later: remove the replaced files, release the frozen heap.
     cleanup: Callable[[], None] = lambda: None  # noqa: E731 - a do-nothing default
+    # What the build wrote to .prepgen/manifest.json, for a publish in the same process (not read again).
+    manifest: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -270,5 +272,6 @@ def build_model(
         pages=pages + len(renderer.skipped),
         timings=timings,
         report=report,
+        manifest=manifest,
         **({"cleanup": cleanup} if deferred else {}),
     )

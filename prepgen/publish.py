@@ -344,6 +344,10 @@ class PublishResult:
     seconds: float = 0.0
     dry_run: bool = False
     uploaded_paths: list[str] = field(default_factory=list, repr=False)
+    # The record of the corte live after this publish, for the next publish(live=...) of a long-lived
+    # publisher (the watcher); None when it is not known (nothing published, dry run on an empty target).
+    live: LiveRecord | None = field(default=None, repr=False)
+    live_source: str = "none"  # where the live record came from: "memory", "storage" or "none"
 
     def __str__(self) -> str:
         verb = "would upload" if self.dry_run else "uploaded"
@@ -353,6 +357,21 @@ class PublishResult:
             f"({_human(self.uploaded_bytes)}), skipped {self.skipped} unchanged ({_human(self.skipped_bytes)})"
             f"{resumed}, {self.seconds:.1f} s"
         )
+
+
+@dataclass(frozen=True)
+class LiveRecord:
+    """The record of the corte a publish left live, kept in memory between cortes by the watcher.
+
+    The next ``publish(..., live=record)`` still GETs the live pointer (the truth: a rollback or another
+    publisher may have changed it) and uses ``files`` instead of downloading and parsing the ~40 MB record
+    manifest only if that pointer is byte for byte the one this record was made with, on the same target.
+    ``files`` is shared, never copied: treat it as read-only."""
+
+    target: str  # _target_id() of the storage
+    corte_id: str
+    pointer_sha256: str
+    files: dict[str, dict[str, Any]]  # the record manifest's file table (path → entry with sha256, origen)
 
 
 @dataclass(frozen=True)
@@ -423,6 +442,8 @@ class _Target:
         self.storage = storage
         self.action = action  # what the operator reruns
         self.live_id: str | None = None
+        self.live_source = "none"  # where read_live found the live record: "memory", "storage" or "none"
+        self.pointer_sha256: str | None = None
 
     def fail(self, exc: StorageError) -> PublishError:
         live = f"the live corte is still {self.live_id}" if self.live_id else "the live site was not changed"
@@ -459,8 +480,9 @@ class _Target:
         except OSError as exc:
             raise self.fail(StorageError("flushing to disk", str(exc))) from None
 
-    def read_live(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """(live pointer, live manifest or an empty one). Two GETs, no listing."""
+    def read_live(self, known: LiveRecord | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(live pointer, live manifest or an empty one). Two GETs, no listing; one when ``known`` is the
+        record of the corte the pointer names (same target, same pointer bytes)."""
         raw = self.get(POINTER_PATH)
         if raw is None:
             return None, {"files": {}}
@@ -473,9 +495,21 @@ class _Target:
         if not isinstance(live_id, str):
             return pointer, {"files": {}}
         self.live_id = live_id
+        self.pointer_sha256 = _sha256(raw)
+        # Memory only stands in for the record while the pointer is exactly the one it was made with: a
+        # rollback, another publisher or a re-published corte all change what the target says is live.
+        if (
+            known is not None
+            and known.target == _target_id(self.storage)
+            and known.corte_id == live_id
+            and known.pointer_sha256 == self.pointer_sha256
+        ):
+            self.live_source = "memory"
+            return pointer, {"files": known.files}
         manifest_raw = self.get(_record_key(live_id, MANIFEST_NAME))
         if manifest_raw is None:
             return pointer, {"files": {}}
+        self.live_source = "storage"
         return pointer, _loads(manifest_raw, f"{self.storage.description}: manifest of corte {live_id}")
 
 
@@ -580,7 +614,11 @@ def _target_id(storage: Storage) -> str:
 
 def _make_archive(members: Iterable[tuple[str, str, bytes]]) -> bytes:
     """tar.gz of pages, one member ``<sha256>/<path>`` each: by content, so a re-published corte's
-    archive can keep both old and new bytes of a page, and rollback looks a page up by (path, sha)."""
+    archive can keep both old and new bytes of a page, and rollback looks a page up by (path, sha).
+
+    Members go in in the order given, as they come (the publish streams them from the upload workers);
+    callers give them sorted by (path, sha), so the same pages always make the same bytes (a resumed
+    publish then finds the archive's sha in its journal and does not upload it again)."""
     buf = io.BytesIO()
     # Level 1: a national corte's ~9,000 pages take ~1.7 s of CPU at level 1 against ~2.9 s at the default
     # 9, for an archive 1.6× larger (8 MB instead of 5 MB): cheaper to store than to wait for.
@@ -588,7 +626,7 @@ def _make_archive(members: Iterable[tuple[str, str, bytes]]) -> bytes:
         gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=1) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for path, sha, data in sorted(members):
+        for path, sha, data in members:
             info = tarfile.TarInfo(f"{sha}/{path}")
             info.size = len(data)
             info.mode = 0o644
@@ -616,15 +654,22 @@ def _read_build(build_dir: Path) -> tuple[bytes, dict[str, Any]]:
     except FileNotFoundError:
         raise PublishError(f"{path}: no build manifest; run `prepgen build` first") from None
     manifest = _loads(raw, str(path))
-    if not isinstance(manifest.get("corte_id"), str) or not isinstance(manifest.get("files"), dict):
-        raise PublishError(f"{path}: not a prepgen build manifest (corte_id/files missing)")
+    _check_build(manifest, str(path))
+    # A file on disk may come from anywhere: check every entry. (A manifest handed over in memory comes
+    # from this process's Writer, which already refused unsafe paths and classified every file.)
     for name, entry in manifest["files"].items():
         _check_key(name)
         if entry.get("class") not in CACHE_CONTROL:
             raise PublishError(f"{path}: {name} has unknown class {entry.get('class')!r}")
-    if manifest["files"].get(POINTER_PATH, {}).get("class") != POINTER:
-        raise PublishError(f"{path}: the build has no {POINTER_PATH} pointer")
     return raw, manifest
+
+
+def _check_build(manifest: dict[str, Any], what: str) -> None:
+    """What publish cannot do without: a corte id, a file table and the pointer it flips last."""
+    if not isinstance(manifest.get("corte_id"), str) or not isinstance(manifest.get("files"), dict):
+        raise PublishError(f"{what}: not a prepgen build manifest (corte_id/files missing)")
+    if manifest["files"].get(POINTER_PATH, {}).get("class") != POINTER:
+        raise PublishError(f"{what}: the build has no {POINTER_PATH} pointer")
 
 
 def _read_file(build_dir: Path, path: str, sha: str) -> bytes:
@@ -650,53 +695,59 @@ def publish(
     threads: int = 16,
     progress: Progress | None = None,
     compress: bool = False,
+    manifest: dict[str, Any] | None = None,
+    live: LiveRecord | None = None,
 ) -> PublishResult:
     """Upload what changed in ``build_dir`` against the live corte on ``target``; flip the pointer last.
 
     ``target`` is ``s3://BUCKET/PREFIX`` or a local web root (or a Storage). ``compress`` stores html/json/
     css/js/svg gzip-encoded (``Content-Encoding: gzip``) on S3; a web root is always written plain.
+
+    A long-lived publisher (the watcher) passes what it already holds: ``manifest``, the build's manifest as
+    the build returned it (``BuildResult.manifest``, which describes ``build_dir``), instead of reading
+    ``.prepgen/manifest.json`` again; ``live``, its previous publish's ``PublishResult.live``, used instead
+    of downloading the live record only while the live pointer is still the one that publish wrote.
     """
     started = time.monotonic()
     build = Path(build_dir)
     storage = open_storage(target, endpoint_url=endpoint_url, threads=threads, compress=compress)
     t = _Target(storage, "publish")
-    # Fetching and inflating the live record (~10 MB nationally) overlaps reading the build's manifest.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepgen-live") as reader:
-        live_read = reader.submit(t.read_live)
-        _, manifest = _read_build(build)
-        _, live = live_read.result()
+    if manifest is None:
+        # Fetching and inflating the live record (~10 MB nationally) overlaps reading the build's manifest.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepgen-live") as reader:
+            live_read = reader.submit(t.read_live, live)
+            _, manifest = _read_build(build)
+            _, live_manifest = live_read.result()
+    else:
+        _check_build(manifest, f"{build}: the build manifest handed to publish")
+        _, live_manifest = t.read_live(live)
     corte_id: str = manifest["corte_id"]
-    live_files: dict[str, dict[str, Any]] = live.get("files", {}) or {}
+    live_files: dict[str, dict[str, Any]] = live_manifest.get("files", {}) or {}
     files: dict[str, dict[str, Any]] = manifest["files"]
     result = PublishResult(
-        target=storage.description, corte_id=corte_id, previous_corte_id=t.live_id, dry_run=dry_run
+        target=storage.description,
+        corte_id=corte_id,
+        previous_corte_id=t.live_id,
+        dry_run=dry_run,
+        live_source=t.live_source,
     )
 
-    # One pass over every file (216,000 nationally): what to upload, and the record's entries, where a
-    # page's origen (whose archive holds its bytes) stays the live corte's answer while it is unchanged.
+    # Everything before the first PUT waits on this loop over every file (216,000 nationally): only what
+    # to upload, by sha256. The record's table (each page's origen) is made in the background below.
     todo: dict[str, dict[str, Any]] = {}
-    record_files: dict[str, dict[str, Any]] = {}
-    inherited = t.live_id or corte_id
+    live_get = live_files.get
     for path, entry in files.items():
-        previous = live_files.get(path)
-        same = previous is not None and previous.get("sha256") == entry["sha256"]
-        if same:
-            result.skipped += 1
-            result.skipped_bytes += int(entry.get("size", 0))
-        else:
+        previous = live_get(path)
+        if previous is None or previous.get("sha256") != entry["sha256"]:
             todo[path] = entry
-        if entry["class"] == PAGE:
-            origen = previous.get("origen", inherited) if same else corte_id  # type: ignore[union-attr]
-            record_files[path] = {**entry, "origen": origen}
-        else:
-            record_files[path] = entry
+    result.skipped = len(files) - len(todo)
 
     pointer_changed = POINTER_PATH in todo or t.live_id != corte_id
-    if not todo and not pointer_changed:
-        result.seconds = time.monotonic() - started
-        return result
-
-    if dry_run:
+    if (not todo and not pointer_changed) or dry_run:
+        result.skipped_bytes = _skipped_bytes(files, todo)
+        # The target is as it was read: its record is still the one to diff the next build against.
+        if t.live_id is not None and t.pointer_sha256 is not None and t.live_source != "none":
+            result.live = LiveRecord(_target_id(storage), t.live_id, t.pointer_sha256, live_files)
         for path, entry in todo.items():
             result.uploaded += 1
             result.uploaded_bytes += int(entry.get("size", 0))
@@ -710,6 +761,22 @@ def publish(
     counter_lock = threading.Lock()
     total = len(todo)
     done_count = 0
+    # What this run uploads, per phase, in path order (the archive below takes the pages in that order);
+    # what an interrupted run's journal already confirmed is skipped.
+    jobs_of: dict[str, list[str]] = {IMMUTABLE: [], PAGE: []}
+    for path in sorted(todo):
+        entry = todo[path]
+        if entry["class"] not in jobs_of:
+            continue
+        if journal.done.get(path) == entry["sha256"]:
+            result.resumed += 1
+            done_count += 1
+            continue
+        jobs_of[entry["class"]].append(path)
+    # Pages this run reads (and verifies) for the upload go on to the archive from memory; the archive reads
+    # only the other pages it holds from disk (confirmed by an interrupted run, or unchanged in a
+    # re-published corte).
+    handoff = _Handoff(set(jobs_of[PAGE]))
 
     def confirmed(path: str) -> None:
         nonlocal done_count
@@ -729,42 +796,51 @@ def publish(
 
         def job() -> None:
             data = _read_file(build, path, entry["sha256"])
+            if entry["class"] == PAGE:
+                handoff.offer(path, data)
             t.put(path, data, entry["type"], CACHE_CONTROL[entry["class"]], sha256=entry["sha256"])
 
         return job
 
-    def phase(cls: str) -> None:
-        nonlocal done_count
-        jobs = []
-        for path, entry in sorted(todo.items()):
-            if entry["class"] != cls:
-                continue
-            if journal.done.get(path) == entry["sha256"]:
-                result.resumed += 1
-                with counter_lock:
-                    done_count += 1
-                continue
-            jobs.append((path, site_job(path)))
-        _run_pool(t, jobs, threads, confirmed)
+    def archive_members(paths: list[str]) -> Iterable[tuple[str, str, bytes]]:
+        for path in paths:
+            sha = files[path]["sha256"]
+            if path in handoff.wanted:
+                yield path, sha, handoff.take(path)
+            else:
+                handoff.check()
+                yield path, sha, _read_file(build, path, sha)
 
-    finished = False
-    # The record's page archive and manifest need only the build: make them while the uploads run (zlib,
-    # orjson and file reads release the GIL) instead of between the last page and the pointer.
-    stop_archive = threading.Event()
-
-    def archive_members() -> Iterable[tuple[str, str, bytes]]:
-        for path, entry in record_files.items():
-            if entry["class"] == PAGE and entry.get("origen") == corte_id:
-                if stop_archive.is_set():  # the publish failed: do not hold its error up
-                    raise PublishError("archive abandoned")
-                yield path, entry["sha256"], _read_file(build, path, entry["sha256"])
-
-    def prepare_record() -> tuple[bytes, bytes]:
-        archive = _make_archive(archive_members())
+    def prepare_record() -> _Record:
+        # The record's table: a page's origen (whose archive holds its bytes) stays the live corte's answer
+        # while the page is unchanged. Made while the uploads run (zlib, orjson and file reads release the
+        # GIL) instead of before the first PUT or between the last page and the pointer.
+        inherited = t.live_id or corte_id
+        record_files: dict[str, dict[str, Any]] = {}
+        ours: list[str] = []
+        for path, entry in files.items():
+            if entry["class"] != PAGE:
+                record_files[path] = entry
+            elif path in todo:
+                record_files[path] = {**entry, "origen": corte_id}
+                ours.append(path)
+            else:
+                origen = live_files[path].get("origen", inherited)
+                record_files[path] = {**entry, "origen": origen}
+                if origen == corte_id:
+                    ours.append(path)  # a re-published corte: unchanged pages it already introduced
         record = {k: v for k, v in manifest.items() if k != "files"}
         record["files"] = record_files
-        return archive, orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        manifest_data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        # The archive waits on the page uploads (same path order), so the JSON above goes first.
+        ours.sort()
+        archive = _make_archive(archive_members(ours))
+        return _Record(archive, manifest_data, record_files, _skipped_bytes(files, todo))
 
+    def phase(cls: str) -> None:
+        _run_pool(t, [(path, site_job(path)) for path in jobs_of[cls]], threads, confirmed)
+
+    finished = False
     archiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepgen-record")
     prepared = archiver.submit(prepare_record)
     try:
@@ -773,7 +849,10 @@ def publish(
         # Stable pages are overwritten in place once every object they (and their scripts) may load exists.
         phase(PAGE)
         t.barrier()
-        _write_record(t, build, corte_id, files, journal, result, prepared)
+        # The live record (or memory of it) already says whether this corte has a record to keep.
+        known = t.live_id == corte_id and t.live_source != "none"
+        record = _write_record(t, build, corte_id, files, journal, result, prepared, record_exists=known or None)
+        result.skipped_bytes = record.skipped_bytes
         if pointer_changed and journal.done.get(POINTER_PATH) != files[POINTER_PATH]["sha256"]:
             t.barrier()
             entry = files[POINTER_PATH]
@@ -788,13 +867,64 @@ def publish(
             confirmed(POINTER_PATH)
         elif pointer_changed:
             result.resumed += 1
+        pointer_sha = files[POINTER_PATH]["sha256"] if pointer_changed else t.pointer_sha256
+        if pointer_sha is not None:
+            result.live = LiveRecord(_target_id(storage), corte_id, pointer_sha, record.files)
         finished = True
     finally:
-        stop_archive.set()
+        handoff.close()  # a failed publish: the archive must not wait for pages that will never come
         archiver.shutdown(wait=True)
         journal.close(finished=finished)
     result.seconds = time.monotonic() - started
     return result
+
+
+@dataclass
+class _Record:
+    """What the background thread prepares for ``_prepgen/cortes/<id>/``."""
+
+    archive: bytes  # tar.gz of the pages this corte introduced
+    manifest: bytes  # the record manifest's JSON
+    files: dict[str, dict[str, Any]]  # its file table (for the next publish's PublishResult.live)
+    skipped_bytes: int
+
+
+class _Handoff:
+    """Page bytes from the upload workers to the archive thread, each page once, in any order.
+
+    A page waits here from its upload's read until the archive (which takes them in path order, the order
+    the uploads are handed out) reaches it: a few pages, or all of them when the archive falls behind."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self._data: dict[str, bytes] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def offer(self, path: str, data: bytes) -> None:
+        with self._cond:
+            self._data[path] = data
+            self._cond.notify()
+
+    def take(self, path: str) -> bytes:
+        with self._cond:
+            while path not in self._data:
+                self.check()
+                self._cond.wait()
+            return self._data.pop(path)
+
+    def check(self) -> None:
+        if self._closed:  # the publish failed or finished without the archive: do not hold it up
+            raise PublishError("archive abandoned")
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def _skipped_bytes(files: dict[str, dict[str, Any]], todo: dict[str, dict[str, Any]]) -> int:
+    return sum(int(entry.get("size", 0)) for path, entry in files.items() if path not in todo)
 
 
 def _write_record(
@@ -804,23 +934,29 @@ def _write_record(
     files: dict[str, dict[str, Any]],
     journal: _Journal,
     result: PublishResult,
-    prepared: Future[tuple[bytes, bytes]],
-) -> None:
+    prepared: Future[_Record],
+    *,
+    record_exists: bool | None = None,
+) -> _Record:
     """``_prepgen/cortes/<id>/``: archive and pointer copy, then the manifest (its existence = complete).
 
-    ``prepared``: (tar.gz of the pages this corte introduced, record manifest JSON), made in the background."""
+    ``prepared``: the archive and manifest, made in the background. ``record_exists``: whether this corte
+    already has a record, when the caller knows (None: ask the target)."""
     archive_key = _record_key(corte_id, ARCHIVE_NAME)
     manifest_key = _record_key(corte_id, MANIFEST_NAME)
-    archive_data, manifest_data = prepared.result()
+    record = prepared.result()
+    archive_data, manifest_data = record.archive, record.manifest
     # Re-publishing a corte that already has a record (a rebuilt corte, or one rolled back from): keep the
     # old archive's pages too, so the old manifest stays restorable until the new one replaces it.
-    if journal.done.get(archive_key) is None and t.get(manifest_key) is not None:
+    if journal.done.get(archive_key) is None and (
+        record_exists if record_exists is not None else t.get(manifest_key) is not None
+    ):
         old = t.get(archive_key)
         if old is not None:
             members = _read_archive(archive_data)
             for key, data in _read_archive(old).items():
                 members.setdefault(key, data)
-            archive_data = _make_archive((p, s, d) for (p, s), d in members.items())
+            archive_data = _make_archive(sorted((p, s, d) for (p, s), d in members.items()))
     objects = [
         (archive_key, archive_data, "application/gzip"),
         (
@@ -844,6 +980,7 @@ def _write_record(
         t.put(manifest_key, manifest_data, "application/json", RECORD_CACHE_CONTROL, sha256=sha, compress=True)
         journal.confirm(manifest_key, sha)
         result.record_objects += 1
+    return record
 
 
 # --------------------------------------------------------------------------------------------- cortes

@@ -43,7 +43,7 @@ from .bitacora import Bitacora, now_iso
 from .build import BuildCache, BuildResult, build_model, load_and_model, release_heap, report_of
 from .config import Config
 from .errors import BuildError, ConfigError, PackageError, PrepgenError, PublishError
-from .publish import POINTER_PATH, PublishResult, StorageError, open_storage, publish
+from .publish import POINTER_PATH, LiveRecord, PublishResult, StorageError, open_storage, publish
 from .reader import PACKAGE_NAME_RE, Limits, sha256_file
 from .render import SiteOptions
 from .writer import META_DIR
@@ -237,6 +237,9 @@ class Engine:
         self._storage: Any = None
         # Kept for the life of the process: corte after corte, only what changed is parsed and rendered.
         self.cache = BuildCache()
+        # The record of the corte this process last left live: the next publish diffs against it instead of
+        # downloading it again, as long as the live pointer is still the one that publish wrote.
+        self.live: LiveRecord | None = None
 
     # --- target -----------------------------------------------------------------------------------
     def storage(self) -> Any:
@@ -294,7 +297,7 @@ class Engine:
             state["construyendo"] = False
             state["pendiente"] = pending
             self.wd.save(state)
-            return built, self.publish_pending(state)
+            return built, self.publish_pending(state, built.manifest)
         except BaseException:
             if built is not None:
                 built.cleanup()
@@ -302,11 +305,18 @@ class Engine:
                 release_heap(collect=True)
             raise
 
-    def publish_pending(self, state: dict[str, Any]) -> PublishResult:
+    def publish_pending(self, state: dict[str, Any], manifest: dict[str, Any] | None = None) -> PublishResult:
+        """Publish build/. ``manifest``: the one the build just wrote there (None after a restart: publish
+        reads build/'s manifest file)."""
         try:
-            return publish(self.wd.build, self.op.target, endpoint_url=self.op.endpoint_url, threads=self.op.threads)
+            result = publish(
+                self.wd.build, self.op.target, endpoint_url=self.op.endpoint_url, threads=self.op.threads,
+                manifest=manifest, live=self.live,
+            )
         except PublishError as exc:
             raise Retry(exc.message) from None
+        self.live = result.live
+        return result
 
     def recover(self, state: dict[str, Any]) -> None:
         """After a crash: forget a half-written build, finish a publish that was in flight."""
@@ -757,7 +767,7 @@ class Watcher:
         self.wd.save(state)
         # The build's leftovers (see build_model's ``deferred``) wait until the corte is live and recorded.
         try:
-            result = self.engine.publish_pending(state)
+            result = self.engine.publish_pending(state, built.manifest)
         except BaseException:
             built.cleanup()
             raise

@@ -35,7 +35,8 @@ class FakeSite:
 
     ``build(corte_id, figures)`` writes ``root/<corte_id>/`` and returns that build dir; sections whose
     figure did not change keep their page bytes. ``bulk`` adds that many extra immutable JSON objects that
-    change every corte (to make a publish long enough to interrupt).
+    change every corte (to make a publish long enough to interrupt), ``pages`` that many extra pages that
+    change every corte (to interrupt a publish among its pages).
     """
 
     def __init__(self, root: Path, theme: str = "body{color:#222}") -> None:
@@ -46,7 +47,7 @@ class FakeSite:
         self.manifests: dict[str, dict[str, Any]] = {}
 
     def build(
-        self, corte_id: str, figures: dict[str, int], *, bulk: int = 0, theme: str | None = None
+        self, corte_id: str, figures: dict[str, int], *, bulk: int = 0, pages: int = 0, theme: str | None = None
     ) -> Path:
         out = self.root / corte_id
         files: dict[str, bytes] = {}
@@ -73,6 +74,8 @@ class FakeSite:
             )
         for i in range(bulk):
             immutable({"bulk": i, "corte": corte_id})
+        for i in range(pages):
+            files[f"gob/extra/{i:04d}/index.html"] = self._page(f"Extra {i}", corte_id, css_path)
         election = immutable({"id": "gob", "corte": corte_id, "secciones": sections})
         pointer = {
             **corte,

@@ -22,14 +22,20 @@ from s3server import S3Server
 from prepgen.errors import PublishError
 from prepgen.headers import CACHE_CONTROL
 from prepgen.publish import (
+    DirStorage,
+    LiveRecord,
     S3Storage,
+    Storage,
+    StorageError,
     _check_key,
+    _read_archive,
     list_cortes,
     publish,
     rollback,
 )
 
 C1, C2, C3, C4 = "20210606_2240", "20210607_1320", "20210607_2000", "20210608_0800"
+POINTER = "json/main.json"
 FIG1 = {"0001": 10, "0002": 20, "0003": 30, "0004": 40}
 FIG2 = {"0001": 11, "0002": 20, "0003": 30, "0004": 40}
 FIG3 = {"0001": 11, "0002": 20, "0003": 33, "0004": 44}
@@ -424,6 +430,166 @@ def test_a_record_written_by_an_older_prepgen_still_reads(
     reader = s3_reader(s3server, s3bucket, "site/")
     for path, entry in site.manifests[C1]["files"].items():
         assert sha(reader.get(path) or b"") == entry["sha256"], path
+
+
+# --------------------------------------------------------------------------------- in-memory hand-over
+
+
+class Watched:
+    """A Storage that notes every key read from it and can fail page PUTs after the first ``fail_after``."""
+
+    def __init__(self, inner: Storage, fail_after: int | None = None) -> None:
+        self.inner = inner
+        self.description = inner.description
+        self.gets: list[str] = []
+        self.fail_after = fail_after
+        self.page_puts = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        self.gets.append(key)
+        return self.inner.get(key)
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> None:
+        if self.fail_after is not None and key.endswith("index.html"):
+            with self._lock:
+                self.page_puts += 1
+                if self.page_puts > self.fail_after:
+                    raise StorageError(f"uploading {key}", "injected failure")
+        self.inner.put(key, data, **kwargs)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def barrier(self) -> None:
+        self.inner.barrier()
+
+
+def record_key(corte_id: str, name: str) -> str:
+    return f"_prepgen/cortes/{corte_id}/{name}"
+
+
+@pytest.fixture(params=["s3", "dir"])
+def two_targets(request: pytest.FixtureRequest, tmp_path: Path) -> list[tuple[Callable[[], Storage], Reader]]:
+    """Two empty targets of one kind: (open a Storage on it, reader)."""
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3server")
+        bucket: str = request.getfixturevalue("s3bucket")
+
+        def s3(prefix: str) -> Callable[[], Storage]:
+            return lambda: S3Storage(f"s3://{bucket}/{prefix}", endpoint_url=server.endpoint_url, threads=4)
+
+        return [(s3(p), s3_reader(server, bucket, p + "/")) for p in ("get", "mem")]
+    roots = [tmp_path / "get", tmp_path / "mem"]
+    return [((lambda r=r: DirStorage(r)), dir_reader(r)) for r in roots]
+
+
+def test_in_memory_hand_over_publishes_exactly_what_the_get_path_does(
+    two_targets: list[tuple[Callable[[], Storage], Reader]], tmp_path: Path
+) -> None:
+    """Same builds to two targets: one as `prepgen publish` does (reads both manifests), one as the watcher
+    does (build manifest and live record handed over in memory). Every object must come out the same."""
+    (open_get, get_reader), (open_mem, mem_reader) = two_targets
+    site = FakeSite(tmp_path / "builds")
+    held: LiveRecord | None = None
+    previous: str | None = None
+    for corte_id, figures in ((C1, FIG1), (C2, FIG2), (C3, FIG3), (C4, FIG4)):
+        build = site.build(corte_id, figures, pages=5)
+        plain = publish(build, open_get(), threads=4)
+        storage = Watched(open_mem())
+        handed = publish(build, storage, threads=4, manifest=site.manifests[corte_id], live=held)
+        assert sorted(handed.uploaded_paths) == sorted(plain.uploaded_paths)
+        assert handed.uploaded_paths and POINTER in handed.uploaded_paths
+        counts = ("uploaded", "uploaded_bytes", "skipped", "skipped_bytes", "record_objects", "previous_corte_id")
+        assert [getattr(handed, k) for k in counts] == [getattr(plain, k) for k in counts]
+        for key in (POINTER, *(record_key(corte_id, n) for n in ("manifest.json", "main.json", "paginas.tar.gz"))):
+            assert mem_reader.get(key) is not None and mem_reader.get(key) == get_reader.get(key), key
+        record = mem_reader.manifest(corte_id)
+        assert handed.live is not None and handed.live.corte_id == corte_id
+        assert handed.live.files == record["files"]  # type: ignore[index]
+        if previous is None:
+            assert handed.live_source == plain.live_source == "none"
+        else:
+            # One GET of the pointer; the previous record came from memory, not from the target.
+            assert (handed.live_source, plain.live_source) == ("memory", "storage")
+            assert storage.gets[0] == POINTER and record_key(previous, "manifest.json") not in storage.gets
+        held, previous = handed.live, corte_id
+    # The same build again, with memory: nothing to do, and the memory stays good for the next corte.
+    again = publish(build, Watched(open_mem()), manifest=site.manifests[C4], live=held)
+    assert (again.uploaded, again.record_objects, again.live_source) == (0, 0, "memory")
+    assert again.live == held
+
+
+def test_in_memory_record_is_dropped_when_the_pointer_moved_behind_its_back(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    reader = dir_reader(www)
+    site = FakeSite(tmp_path / "builds")
+    held: LiveRecord | None = None
+    for corte_id, figures in ((C1, FIG1), (C2, FIG2)):
+        held = publish(site.build(corte_id, figures), Watched(DirStorage(www)), live=held).live
+
+    def check(corte_id: str, live_id: str, result: Any, storage: Watched) -> None:
+        assert result.live_source == "storage" and record_key(live_id, "manifest.json") in storage.gets
+        assert result.previous_corte_id == live_id
+        assert set(result.uploaded_paths) == changed_paths(site.manifests[live_id], site.manifests[corte_id])
+        for path, entry in site.manifests[corte_id]["files"].items():
+            assert sha(reader.get(path) or b"") == entry["sha256"], path
+
+    # An operator rolls back to C1 while the watcher remembers C2.
+    rollback(C1, DirStorage(www))
+    storage = Watched(DirStorage(www))
+    result = publish(site.build(C3, FIG3), storage, manifest=site.manifests[C3], live=held)
+    check(C3, C1, result, storage)
+    held = result.live
+
+    # Another publisher re-publishes C3 rebuilt (other theme, other section stamps): same corte id, another
+    # pointer and other pages. Trusting memory would leave its pages where C4 keeps ours unchanged.
+    other = FakeSite(tmp_path / "other", theme="body{color:#000}")
+    publish(other.build(C3, FIG3), DirStorage(www))
+    assert reader.pointer()["corte_id"] == C3  # type: ignore[index]
+    storage = Watched(DirStorage(www))
+    result = publish(site.build(C4, FIG4), storage, manifest=site.manifests[C4], live=held)
+    assert result.live_source == "storage" and record_key(C3, "manifest.json") in storage.gets
+    assert set(result.uploaded_paths) == changed_paths(other.manifests[C3], site.manifests[C4])
+    for path, entry in site.manifests[C4]["files"].items():
+        assert sha(reader.get(path) or b"") == entry["sha256"], path
+
+    # A record held for another target is never used on this one.
+    elsewhere = tmp_path / "elsewhere"
+    publish(site.build(C4, FIG4), DirStorage(elsewhere))
+    storage = Watched(DirStorage(elsewhere))
+    assert publish(site.build(C4, FIG4), storage, live=result.live).live_source == "storage"
+
+
+def test_resumed_publish_archives_every_page_of_the_corte(tmp_path: Path) -> None:
+    """Pages a killed run already uploaded are not uploaded again, but still belong in the archive."""
+    www, fresh = tmp_path / "www", tmp_path / "fresh"
+    site = FakeSite(tmp_path / "builds")
+    for root in (www, fresh):
+        publish(site.build(C1, FIG1, pages=60), DirStorage(root))
+    build = site.build(C2, FIG2, pages=60)
+    with pytest.raises(PublishError, match="injected failure"):
+        publish(build, Watched(DirStorage(www), fail_after=25), threads=4, manifest=site.manifests[C2])
+    reader = dir_reader(www)
+    assert reader.pointer()["corte_id"] == C1 and reader.manifest(C2) is None  # type: ignore[index]
+    journal = next((build / ".prepgen").glob("publish-journal-*.jsonl"))
+    confirmed = {json.loads(line)["p"] for line in journal.read_text().splitlines()[1:]}
+    confirmed_pages = {p for p in confirmed if p.endswith(".html")}
+    assert len(confirmed_pages) >= 25
+
+    result = publish(build, Watched(DirStorage(www)), threads=4, manifest=site.manifests[C2])
+    assert result.resumed == len(confirmed) and not confirmed_pages & set(result.uploaded_paths)
+    record = reader.manifest(C2)
+    assert record is not None
+    ours = {(p, e["sha256"]) for p, e in record["files"].items() if e.get("origen") == C2}
+    assert confirmed_pages <= {p for p, _ in ours}
+    archive = _read_archive(reader.get(record_key(C2, "paginas.tar.gz")) or b"")
+    assert set(archive) == ours
+    for (path, digest), data in archive.items():
+        assert sha(data) == digest, path
+    # Byte for byte the archive an uninterrupted publish makes (members in path order either way).
+    publish(build, DirStorage(fresh))
+    assert (fresh / record_key(C2, "paginas.tar.gz")).read_bytes() == reader.get(record_key(C2, "paginas.tar.gz"))
 
 
 @pytest.mark.parametrize("key", ["", "/a", "a//b", "a/", "./a", "a/./b", "../a", "a/..", "a\\b", ".", ".."])

@@ -23,6 +23,7 @@ from hostile import HOSTILE, truncated, zip_bomb, zip_slip
 from paths import CAMPECHE
 from s3server import S3Server
 
+from prepgen import watch as watch_module
 from prepgen.bitacora import Bitacora
 from prepgen.cli import main
 from prepgen.config import Config
@@ -168,7 +169,17 @@ def test_inbox_out_of_order_duplicates_stale_and_hostile(
         drop(inbox, staging / name)
     before = tree(tmp_path, ("buzon", "work"))
     op = make_op(tmp_path, target, endpoint)
-    with watching(op, inbox):
+    # The watcher hands publish the build's manifest and the record it left live, corte after corte.
+    handed: list[tuple[str, str, bool]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = real_publish(*args, **kwargs)
+        handed.append((result.corte_id, result.live_source, kwargs.get("manifest") is not None))
+        return result
+
+    real_publish = watch_module.publish
+    monkeypatch.setattr(watch_module, "publish", spy)
+    with watching(op, inbox) as watcher:
         wait_for("corte 2000 live and three refusals", lambda: has(work, "publicacion", corte="20210607_2000")()
                  and sum(e["evento"] == "rechazo" for e in events(work)) == 3)
         # Wave 2: the oldest corte arrives late, and the institute re-sends the newest one.
@@ -178,6 +189,10 @@ def test_inbox_out_of_order_duplicates_stale_and_hostile(
                  and has(work, "duplicado", archivo=C2000)())
 
     assert bucket.pointer()["corte_id"] == "20210607_2000"  # type: ignore[index]
+    assert handed == [("20210607_1320", "none", True), ("20210607_2000", "memory", True)]
+    live = watcher.engine.live
+    assert live is not None and live.corte_id == "20210607_2000"
+    assert live.files == json.loads(bucket.text("_prepgen/cortes/20210607_2000/manifest.json"))["files"]
     refused = inbox / "rechazados"
     expected = {**{n: "" for n in bad}, C2240: "anterior al corte 20210607_2000"}
     assert sorted(p.name for p in refused.iterdir() if not p.name.endswith(".error.txt")) == sorted(expected)
