@@ -710,15 +710,19 @@ class Watcher:
             raise Refused(exc.message.replace(str(cand.copy), name)) from None
         package, elections, _ = modelled
         codes = tuple(e.codigo for e in elections)
-        if package.corte.id != name_corte or (op.elecciones and sorted(codes) != sorted(op.elecciones)):
+        try:
+            if package.corte.id != name_corte:
+                raise Refused(
+                    f"el nombre dice corte {name_corte} pero el contenido es del corte {package.corte.id}"
+                )
+            if op.elecciones and sorted(codes) != sorted(op.elecciones):
+                raise Refused(
+                    f"trae las elecciones {', '.join(codes)}; este sitio publica {', '.join(op.elecciones)} "
+                    "([proceso] elecciones)"
+                )
+        except Refused:
             release_heap()  # load_and_model froze it for a build that will not happen
-        if package.corte.id != name_corte:
-            raise Refused(f"el nombre dice corte {name_corte} pero el contenido es del corte {package.corte.id}")
-        if op.elecciones and sorted(codes) != sorted(op.elecciones):
-            raise Refused(
-                f"trae las elecciones {', '.join(codes)}; este sitio publica {', '.join(op.elecciones)} "
-                "([proceso] elecciones)"
-            )
+            raise
         report = report_of(package, elections)
         discrepancias = [{"eleccion": e["id"], **d} for e in report["elecciones"] for d in e["discrepancias"]]
         advertencias = [f"{e['id']}: {w}" for e in report["elecciones"] for w in e["advertencias"]]
