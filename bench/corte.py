@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import resource
 import sys
@@ -87,6 +88,12 @@ def cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds a process (the storage server) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=216_000)
@@ -94,6 +101,7 @@ def main() -> None:
     ap.add_argument("--bundles", type=int, default=900)
     ap.add_argument("--bundle-kb", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=16, help="upload threads (publish's --threads)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--in-memory", action="store_true",
                     help="hand publish the build manifest and the previous corte's live record in memory")
@@ -123,16 +131,19 @@ def main() -> None:
                 files = manifest["files"]
                 handed = {"manifest": manifest, "live": held} if args.in_memory else {}
                 first_put: list[float] = []
-                t0, c0 = time.perf_counter(), cpu()
+                assert s3.server.proc is not None
+                t0, c0, w0 = time.perf_counter(), cpu(), proc_cpu(s3.server.proc.pid)
 
                 def progress(path: str, done: int, total: int, first: list[float] = first_put,
                              t0: float = t0) -> None:
                     if not first:
                         first.append(time.perf_counter() - t0)
 
-                r = publish(build, f"s3://{bucket}/site", endpoint_url=s3.endpoint, progress=progress, **handed)
+                r = publish(build, f"s3://{bucket}/site", endpoint_url=s3.endpoint, progress=progress,
+                            threads=args.threads, **handed)
                 held = r.live
                 row = {"corte": corte_id, "seconds": time.perf_counter() - t0, "cpu": cpu() - c0,
+                       "server_cpu": proc_cpu(s3.server.proc.pid) - w0,
                        "objects": r.uploaded + r.record_objects, "bytes": r.uploaded_bytes,
                        "to_first_put": first_put[0] if first_put else None, "live": r.live_source}
                 rows.append(row)
@@ -142,11 +153,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("| corte | live record | objects | bytes | wall s | CPU s | s to first PUT | record manifest |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| corte | live record | objects | bytes | wall s | CPU s | server CPU s | s to first PUT | record manifest |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['corte']} | {r['live']} | {r['objects']:,} | {human(r['bytes'])} | {r['seconds']:.1f} | "
-              f"{r['cpu']:.1f} | {r['to_first_put']:.1f} | {human(r.get('record_manifest_bytes'))} |")
+              f"{r['cpu']:.1f} | {r['server_cpu']:.1f} | {r['to_first_put']:.1f} | {human(r.get('record_manifest_bytes'))} |")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ def build_model(
     tick: Callable[[int], None] | None = None,
     cache: BuildCache | None = None,
     deferred: bool = False,
+    on_file: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> BuildResult:
     """Render and write an already read and modelled package (the watcher validates it before building).
 
@@ -190,6 +191,9 @@ def build_model(
     the caller to run ``result.cleanup()`` once the corte is live — the watcher does, so neither a full
     collection of the model nor ~1,900 unlinks run between the package and the pointer (nationally). The
     replaced files are in no manifest: publish never reads them.
+
+    ``on_file(path, entry)``: called with each file's manifest entry as soon as it is on disk (the watcher
+    starts uploading content-addressed files then, see publish.EarlyUploads).
     """
     state_dir = state_dir or outdir / META_DIR
     state_path = state_dir / "state.json"
@@ -221,6 +225,8 @@ def build_model(
             writer.record(path, *data)
         else:
             writer.write(path, data)
+        if on_file is not None:
+            on_file(path, writer.files[path])
         if path.endswith(".html"):
             pages += 1
         if tick and done % 200 == 0:

@@ -549,6 +549,70 @@ def _run_pool(
             raise failed.exception()  # type: ignore[misc]
 
 
+class EarlyUploads:
+    """Content-addressed files uploaded while their build is still being written (the watcher).
+
+    A national corte's ~2,700 new JSON objects are named by their content, so they can go up the moment
+    the Writer has them on disk: no reader can reach them before a page or the pointer names them, and
+    the bytes at such a key never change. Stable pages still wait for publish (after the whole data
+    tree), the pointer last. Only files that differ from ``live`` (the record of the corte this process
+    left live on that target) are sent. A failed early upload is not an error: publish uploads whatever
+    was not confirmed here.
+    """
+
+    def __init__(self, build_dir: Path, storage: Storage, live: LiveRecord, threads: int = 16) -> None:
+        self.build = build_dir
+        self.storage = storage
+        self.live_files = live.files
+        self.confirmed: dict[str, str] = {}  # path → sha256 of every upload the storage acknowledged
+        self.failed = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="prepgen-early")
+        self._futures: list[Future[None]] = []
+        self._closed = False
+
+    @classmethod
+    def start(
+        cls, build_dir: Path, storage: Storage, live: LiveRecord | None, threads: int = 16
+    ) -> EarlyUploads | None:
+        """Early uploads for a build into ``build_dir``, or None when ``live`` is not this target's record
+        (then nothing says which content-addressed files the target already has)."""
+        if live is None or live.target != _target_id(storage):
+            return None
+        return cls(build_dir, storage, live, threads)
+
+    def offer(self, path: str, entry: dict[str, Any]) -> None:
+        """A file the Writer has just put on disk (``entry``: its manifest entry)."""
+        if self._closed or entry["class"] != IMMUTABLE:
+            return
+        previous = self.live_files.get(path)
+        if previous is not None and previous.get("sha256") == entry["sha256"]:
+            return
+        self._futures.append(self._pool.submit(self._put, path, entry["sha256"], entry["type"]))
+
+    def _put(self, path: str, sha: str, content_type: str) -> None:
+        try:
+            data = _read_file(self.build, path, sha)
+            self.storage.put(path, data, content_type=content_type, cache_control=CACHE_CONTROL[IMMUTABLE], sha256=sha)
+        except (PublishError, StorageError):
+            with self._lock:
+                self.failed += 1
+            return
+        with self._lock:
+            self.confirmed[path] = sha
+
+    def finish(self) -> dict[str, str]:
+        """Wait for the uploads under way; path → sha256 of those the storage confirmed."""
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        return dict(self.confirmed)
+
+    def abort(self) -> None:
+        """The build failed: start no more uploads (the ones in flight finish; they harm nothing)."""
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Journal:
     """Resume journal in the build dir: (path, sha256) of every upload confirmed for one pending corte.
 
@@ -697,6 +761,7 @@ def publish(
     compress: bool = False,
     manifest: dict[str, Any] | None = None,
     live: LiveRecord | None = None,
+    early: dict[str, str] | None = None,
 ) -> PublishResult:
     """Upload what changed in ``build_dir`` against the live corte on ``target``; flip the pointer last.
 
@@ -764,6 +829,7 @@ def publish(
     # What this run uploads, per phase, in path order (the archive below takes the pages in that order);
     # what an interrupted run's journal already confirmed is skipped.
     jobs_of: dict[str, list[str]] = {IMMUTABLE: [], PAGE: []}
+    early_done: list[str] = []
     for path in sorted(todo):
         entry = todo[path]
         if entry["class"] not in jobs_of:
@@ -771,6 +837,9 @@ def publish(
         if journal.done.get(path) == entry["sha256"]:
             result.resumed += 1
             done_count += 1
+            continue
+        if early and entry["class"] == IMMUTABLE and early.get(path) == entry["sha256"]:
+            early_done.append(path)
             continue
         jobs_of[entry["class"]].append(path)
     # Pages this run reads (and verifies) for the upload go on to the archive from memory; the archive reads
@@ -844,6 +913,8 @@ def publish(
     archiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepgen-record")
     prepared = archiver.submit(prepare_record)
     try:
+        for path in early_done:
+            confirmed(path)  # uploaded while the build was written: journaled and counted like the rest
         # Immutable data first, all confirmed: the pages and the pointer that name them come after.
         phase(IMMUTABLE)
         # Stable pages are overwritten in place once every object they (and their scripts) may load exists.

@@ -43,7 +43,15 @@ from .bitacora import Bitacora, now_iso
 from .build import BuildCache, BuildResult, build_model, load_and_model, release_heap, report_of
 from .config import Config
 from .errors import BuildError, ConfigError, PackageError, PrepgenError, PublishError
-from .publish import POINTER_PATH, LiveRecord, PublishResult, StorageError, open_storage, publish
+from .publish import (
+    POINTER_PATH,
+    EarlyUploads,
+    LiveRecord,
+    PublishResult,
+    StorageError,
+    open_storage,
+    publish,
+)
 from .reader import PACKAGE_NAME_RE, Limits, sha256_file
 from .render import SiteOptions
 from .writer import META_DIR
@@ -289,29 +297,41 @@ class Engine:
         state["pendiente"] = None
         self.wd.save(state)
         built = None
+        early = None
         try:
             pkg, elections, timings = modelled or load_and_model(package, cache=self.cache)
+            early = self.early_uploads()
             built = build_model(
-                pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache, deferred=True
+                pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache, deferred=True,
+                on_file=early.offer if early else None,
             )
             state["construyendo"] = False
             state["pendiente"] = pending
             self.wd.save(state)
-            return built, self.publish_pending(state, built.manifest)
+            return built, self.publish_pending(state, built.manifest, early.finish() if early else None)
         except BaseException:
+            if early is not None:
+                early.abort()
             if built is not None:
                 built.cleanup()
             else:
                 release_heap(collect=True)
             raise
 
-    def publish_pending(self, state: dict[str, Any], manifest: dict[str, Any] | None = None) -> PublishResult:
+    def early_uploads(self) -> EarlyUploads | None:
+        """Uploads of the next build's new content-addressed files as they are written (None when the
+        live record is not in memory: after a restart, the first corte, a pointer changed meanwhile)."""
+        return EarlyUploads.start(self.wd.build, self.storage(), self.live, self.op.threads)
+
+    def publish_pending(
+        self, state: dict[str, Any], manifest: dict[str, Any] | None = None, early: dict[str, str] | None = None
+    ) -> PublishResult:
         """Publish build/. ``manifest``: the one the build just wrote there (None after a restart: publish
-        reads build/'s manifest file)."""
+        reads build/'s manifest file); ``early``: what EarlyUploads put on the target during that build."""
         try:
             result = publish(
                 self.wd.build, self.op.target, endpoint_url=self.op.endpoint_url, threads=self.op.threads,
-                manifest=manifest, live=self.live,
+                manifest=manifest, live=self.live, early=early,
             )
         except PublishError as exc:
             raise Retry(exc.message) from None
@@ -751,12 +771,17 @@ class Watcher:
         state["construyendo"] = True
         state["pendiente"] = None
         self.wd.save(state)
+        early = self.engine.early_uploads()
         try:
             built = build_model(
                 package, elections, modelled[2], self.wd.build, self.engine.options(state), cache=self.engine.cache,
-                deferred=True,
+                deferred=True, on_file=early.offer if early else None,
             )
-        except BuildError as exc:
+        except BaseException as exc:
+            if early is not None:
+                early.abort()
+            if not isinstance(exc, BuildError):
+                raise
             release_heap(collect=True)
             state["construyendo"] = False
             self.wd.save(state)
@@ -771,7 +796,7 @@ class Watcher:
         self.wd.save(state)
         # The build's leftovers (see build_model's ``deferred``) wait until the corte is live and recorded.
         try:
-            result = self.engine.publish_pending(state, built.manifest)
+            result = self.engine.publish_pending(state, built.manifest, early.finish() if early else None)
         except BaseException:
             built.cleanup()
             raise

@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 from fakebuild import FakeSite, changed_paths
+from paths import CAMPECHE
 from s3server import S3Server
 
+from prepgen.build import BuildCache, build_model, load_and_model
 from prepgen.errors import PublishError
 from prepgen.headers import CACHE_CONTROL
 from prepgen.publish import (
     DirStorage,
+    EarlyUploads,
     LiveRecord,
     S3Storage,
     Storage,
@@ -33,6 +36,7 @@ from prepgen.publish import (
     publish,
     rollback,
 )
+from prepgen.render import SiteOptions
 
 C1, C2, C3, C4 = "20210606_2240", "20210607_1320", "20210607_2000", "20210608_0800"
 POINTER = "json/main.json"
@@ -559,6 +563,81 @@ def test_in_memory_record_is_dropped_when_the_pointer_moved_behind_its_back(tmp_
     publish(site.build(C4, FIG4), DirStorage(elsewhere))
     storage = Watched(DirStorage(elsewhere))
     assert publish(site.build(C4, FIG4), storage, live=result.live).live_source == "storage"
+
+
+class Logged(Watched):
+    """Notes every PUT in order, with whether the build was still being written; can fail early uploads."""
+
+    def __init__(self, inner: Storage, fail_early: bool = False) -> None:
+        super().__init__(inner)
+        self.puts: list[tuple[str, bool]] = []
+        self.building = False
+        self.fail_early = fail_early
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> None:
+        if self.building and self.fail_early:
+            raise StorageError(f"uploading {key}", "injected failure")
+        super().put(key, data, **kwargs)
+        with self._lock:
+            self.puts.append((key, self.building))
+
+
+def test_early_uploads_send_new_json_while_building_and_change_nothing_else(
+    two_targets: list[tuple[Callable[[], Storage], Reader]], tmp_path: Path
+) -> None:
+    """The watcher's path: while corte k+1 is written, its new content-addressed files go up; publish then
+    sends the rest. The target must end up exactly as a plain publish of the same builds leaves it, with no
+    page and no pointer written before the build was complete, and every page after every data object.
+    The third corte's early uploads all fail: publish must send them itself."""
+    (open_plain, plain_reader), (open_early, early_reader) = two_targets
+    out, cache = tmp_path / "build", BuildCache()
+    held: LiveRecord | None = None
+    sent_early = 0
+    assert len(CAMPECHE) == 3
+    for n, package in enumerate(CAMPECHE):
+        fail_early = n == 2
+        pkg, elections, timings = load_and_model(package, cache=cache)
+        storage = Logged(open_early(), fail_early=fail_early)
+        early = EarlyUploads.start(out, storage, held, threads=4)
+        assert (early is None) == (held is None)
+        storage.building = True
+        built = build_model(
+            pkg, elections, timings, out, SiteOptions(), cache=cache, deferred=True,
+            on_file=early.offer if early else None,
+        )
+        confirmed = early.finish() if early else None
+        storage.building = False
+        result = publish(out, storage, threads=4, manifest=built.manifest, live=held, early=confirmed)
+        built.cleanup()
+        plain = publish(out, open_plain(), threads=4)
+        assert sorted(result.uploaded_paths) == sorted(plain.uploaded_paths)
+        counts = ("uploaded", "uploaded_bytes", "skipped", "skipped_bytes", "record_objects")
+        assert [getattr(result, k) for k in counts] == [getattr(plain, k) for k in counts]
+        files = built.manifest["files"]  # type: ignore[index]
+        during = [key for key, building in storage.puts if building]
+        if held is not None and not fail_early:
+            assert during and set(during) == set(confirmed or {})
+            # Only new content-addressed data went up early: nothing a reader can reach yet.
+            for key in during:
+                assert files[key]["class"] == "immutable", key
+                assert held.files.get(key, {}).get("sha256") != files[key]["sha256"], key
+            # ... and publish did not send them again.
+            assert not set(during) & {key for key, building in storage.puts if not building}
+        else:
+            assert not during and not confirmed
+            assert early is None or early.failed > 0
+        sent_early += len(during)
+        order = [key for key, _ in storage.puts if key in files]
+        pages = [i for i, key in enumerate(order) if files[key]["class"] == "page"]
+        data = [i for i, key in enumerate(order) if files[key]["class"] == "immutable"]
+        if pages and data:
+            assert max(data) < min(pages)
+        assert order[-1] == POINTER and storage.puts[-1][0] == POINTER
+        corte_id = built.manifest["corte_id"]  # type: ignore[index]
+        for key in (*files, *(record_key(corte_id, n) for n in ("manifest.json", "main.json", "paginas.tar.gz"))):
+            assert early_reader.get(key) == plain_reader.get(key), key
+        held = result.live
+    assert sent_early > 0
 
 
 def test_resumed_publish_archives_every_page_of_the_corte(tmp_path: Path) -> None:
