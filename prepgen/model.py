@@ -474,6 +474,11 @@ def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Elecc
         derived = _derive(data, parties, col_parties, memo)
         if derived is not None:
             memo.derived.add(data.codigo)
+            # The figures kept for modelling afresh name the actas of the corte last modelled that way: kept
+            # corte after corte, they would hold every acta replaced since then alive.
+            memo.elections.pop(data.codigo, None)
+            memo.units = {k: v for k, v in memo.units.items() if k[0] != data.codigo}
+            memo.placed = {k: v for k, v in memo.placed.items() if k[0] != data.codigo}
             return derived
         memo.derived.discard(data.codigo)
     ncols = len(data.vote_columns)
