@@ -47,8 +47,9 @@ class BuildCache:
     """What a process building corte after corte (the watcher) keeps between builds into one folder.
 
     Between cortes only newly captured actas change. With this cache an unchanged acta row is not parsed
-    again (RowMemo), an unchanged section's figures are not summed again (SectionMemo) and its JSON is not
-    rebuilt or hashed again (RenderMemo), so a corte costs what changed plus the levels above. The render
+    again (RowMemo), an unchanged section's figures are not summed again (SectionMemo; when the rows line up
+    with the previous corte's, the model is derived from the previous model) and its JSON is not rebuilt or
+    hashed again (RenderMemo), so a corte costs what changed plus the levels above. The render
     memo is only trusted next to the state file it was recorded with; if that file changed meanwhile
     (another process built into the folder), it is dropped. ``prepgen build`` runs without one.
     """

@@ -18,8 +18,12 @@ Rules (docs/DECISIONS in the shared docs, and the PREP format page):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from itertools import compress, count
+from operator import is_not
+from typing import Any
 
 from .errors import BuildError
 from .reader import Acta, Candidatura, ElectionData, Package
@@ -354,54 +358,78 @@ def _contenders_from_columns(parties: list[str], combos: dict[int, tuple[str, ..
     return out
 
 
+@dataclass
+class _Ballot:
+    """A unit's contenders before any vote: who owns which vote column (figures decide the rest)."""
+
+    base: list[Contendiente]
+    columnas: list[tuple[int, ...]]  # per base contender
+    orphans: list[int]  # single-party columns no contender covers: their own contender where they hold votes
+    uncovered: list[int]  # combination columns no contender covers: must hold no votes
+
+    def flags(self, cifras: Cifras) -> tuple[bool, ...]:
+        """Which of the columns whose handling depends on figures hold votes."""
+        cols = cifras.columnas
+        return tuple(bool(cols[i]) for i in self.orphans + self.uncovered)
+
+
+def _ballot(
+    contenders: list[Contendiente], data: ElectionData, col_parties: list[tuple[str, ...]], unit_label: str
+) -> _Ballot:
+    cols_of: dict[int, list[int]] = {k: [] for k in range(len(contenders))}
+    orphans: list[int] = []
+    uncovered: list[int] = []
+    for i, ps in enumerate(col_parties):
+        owners = [k for k, c in enumerate(contenders) if set(ps) <= set(c.partidos)]
+        if len(owners) == 1:
+            cols_of[owners[0]].append(i)
+        elif len(owners) > 1:  # pragma: no cover - contenders are disjoint by construction
+            col = data.vote_columns[i]
+            raise BuildError(f"{data.archivo}: column {col} matches more than one contender in {unit_label}")
+        elif len(ps) == 1:
+            orphans.append(i)
+        else:
+            uncovered.append(i)
+    return _Ballot(contenders, [tuple(cols_of[k]) for k in range(len(contenders))], orphans, uncovered)
+
+
 def _assign_columns(
-    contenders: list[Contendiente],
+    ballot: _Ballot,
     data: ElectionData,
-    parties: list[str],
     col_parties: list[tuple[str, ...]],
     cifras: Cifras,
     unit_label: str,
     unit: str | None,
     warn: list[str],
 ) -> list[Contendiente]:
-    cols_of: dict[int, list[int]] = {k: [] for k in range(len(contenders))}
-    extra: list[Contendiente] = []
-    for i, ps in enumerate(col_parties):
-        owners = [k for k, c in enumerate(contenders) if set(ps) <= set(c.partidos)]
-        if len(owners) == 1:
-            cols_of[owners[0]].append(i)
-            continue
-        col = data.vote_columns[i]
-        if len(owners) > 1:  # pragma: no cover - contenders are disjoint by construction
-            raise BuildError(f"{data.archivo}: column {col} matches more than one contender in {unit_label}")
-        if len(ps) == 1:
-            code = ps[0]
-            if cifras.columnas[i]:
-                warn.append(
-                    f"{data.archivo}: column {col} has no candidatura in {unit_label}; shown as its own contender"
-                )
-            extra.append(
-                Contendiente(
-                    clave=f"{slug(unit)}-{slug(code)}" if unit is not None else slug(code),
-                    codigo=code,
-                    nombre=label_for(code),
-                    partidos=ps,
-                    columnas=(i,),
-                    unidad=unit,
-                )
-            )
-        elif cifras.columnas[i]:
+    for i in ballot.uncovered:
+        if cifras.columnas[i]:
             raise BuildError(
-                f"{data.archivo}: combination column {col} holds {cifras.columnas[i]} counted votes in {unit_label} "
-                "but no contender covers all of its parties; check the candidaturas file (or the alias table) — "
-                "votes are never dropped"
+                f"{data.archivo}: combination column {data.vote_columns[i]} holds {cifras.columnas[i]} counted votes "
+                f"in {unit_label} but no contender covers all of its parties; check the candidaturas file (or the "
+                "alias table) — votes are never dropped"
             )
-    out = []
-    for k, c in enumerate(contenders):
-        c.columnas = tuple(cols_of[k])
-        out.append(c)
-    # A column with no candidatura and no votes in this unit is simply not on this unit's ballot.
-    return out + [e for e in extra if cifras.columnas[e.columnas[0]]]
+    # New objects: the base contenders may be shared with the previous corte's ballot.
+    out = [replace(c, columnas=cols) for c, cols in zip(ballot.base, ballot.columnas, strict=True)]
+    for i in ballot.orphans:
+        # A column with no candidatura and no votes in this unit is simply not on this unit's ballot.
+        if not cifras.columnas[i]:
+            continue
+        code = col_parties[i][0]
+        warn.append(
+            f"{data.archivo}: column {data.vote_columns[i]} has no candidatura in {unit_label}; shown as its own contender"
+        )
+        out.append(
+            Contendiente(
+                clave=f"{slug(unit)}-{slug(code)}" if unit is not None else slug(code),
+                codigo=code,
+                nombre=label_for(code),
+                partidos=col_parties[i],
+                columnas=(i,),
+                unidad=unit,
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -425,8 +453,8 @@ def _section_key(a: Acta, unit_id: str, pseudo: bool, multi: bool) -> str:
     return f"{a.entidad.zfill(2)}-{sec}" if multi else sec
 
 
-def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Eleccion:
-    ncols = len(data.vote_columns)
+def _vote_columns(data: ElectionData) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The party columns, and the parties of every vote column."""
     parties = [c for c in data.vote_columns if not c.startswith("C_")]
     col_parties: list[tuple[str, ...]] = []
     for c in data.vote_columns:
@@ -437,6 +465,23 @@ def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Elecc
                 f"parties ({', '.join(parties)}); votes are never dropped — fix the file or the alias table"
             )
         col_parties.append(ps)
+    return parties, col_parties
+
+
+def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Eleccion:
+    parties, col_parties = _vote_columns(data)
+    if memo is not None:
+        derived = _derive(data, parties, col_parties, memo)
+        if derived is not None:
+            memo.derived.add(data.codigo)
+            # The figures kept for modelling afresh name the actas of the corte last modelled that way: kept
+            # corte after corte, they would hold every acta replaced since then alive.
+            memo.elections.pop(data.codigo, None)
+            memo.units = {k: v for k, v in memo.units.items() if k[0] != data.codigo}
+            memo.placed = {k: v for k, v in memo.placed.items() if k[0] != data.codigo}
+            return derived
+        memo.derived.discard(data.codigo)
+    ncols = len(data.vote_columns)
     multi = data.multi_entidad
     unidades: dict[str, Unidad] = {}
     state = Cifras(ncols)
@@ -444,13 +489,14 @@ def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Elecc
     # by the memo's sections (so no new object can have its id) until _section_figures replaces both.
     placed = memo.placed.get((data.codigo, multi), {}) if memo is not None else {}
     placing: dict[int, tuple[str, str, bool, str]] = {}
+    fuera = 0
     for a in data.actas:
         if a.fuera_catalogo:
+            fuera += 1
             continue
         where = placed.get(id(a))
         if where is None:
-            uid, nombre, pseudo = _unit_key(a, multi)
-            where = (uid, nombre, pseudo, _section_key(a, uid, pseudo, multi))
+            where = _place(a, multi)
         placing[id(a)] = where
         uid, nombre, pseudo, sid = where
         u = unidades.get(uid)
@@ -472,78 +518,248 @@ def build_election(data: ElectionData, memo: SectionMemo | None = None) -> Elecc
     for u in unidades.values():
         for sid in u.secciones:
             seen[sid] = seen.get(sid, 0) + 1
+    split = frozenset(sid for sid, n in seen.items() if n > 1)
     for u in unidades.values():
-        if any(seen[sid] > 1 for sid in u.secciones):
+        if split and not split.isdisjoint(u.secciones):
             u.secciones = {
-                (f"{u.id}-{sid}" if seen[sid] > 1 else sid): _renamed(s, f"{u.id}-{sid}" if seen[sid] > 1 else sid)
+                (f"{u.id}-{sid}" if sid in split else sid): _renamed(s, f"{u.id}-{sid}" if sid in split else sid)
                 for sid, s in u.secciones.items()
             }
         u.cifras = _unit_figures(data.codigo, u, ncols, memo)
         state.add(u.cifras)
 
-    warn: list[str] = []
-    cands = data.candidaturas
-    per_unit = any(c.unidad is not None for c in cands)
-    all_contenders: list[Contendiente] = []
-    combos = {i: ps for i, ps in enumerate(col_parties) if len(ps) > 1}
-    if not cands:
-        warn.append(f"{data.archivo}: no candidaturas file; contenders derived from the vote columns")
-    if not per_unit:
-        base = (
-            _contenders_from_rows(cands, parties, None, data, warn)
-            if cands
-            else _contenders_from_columns(parties, combos, None)
-        )
-        state_contenders = _assign_columns(base, data, parties, col_parties, state, "the state", None, warn)
-        for u in unidades.values():
-            u.contendientes = state_contenders
-        all_contenders = state_contenders
-    else:
-        by_unit: dict[str, list[Candidatura]] = {}
-        for c in cands:
-            by_unit.setdefault(_norm_unit(c.unidad or ""), []).append(c)
-        for u in sorted(unidades.values(), key=lambda x: x.id):
-            raw_uid = u.id.rsplit("-", 1)[-1] if multi else u.id
-            rows = by_unit.get(_norm_unit(raw_uid))
-            label = f"{data.geo_tipo} {u.id}"
-            if rows:
-                base = _contenders_from_rows(rows, parties, u.id, data, warn)
-            else:
-                if not u.pseudo:
-                    warn.append(f"{data.archivo}: no candidaturas for {label}; contenders derived from the vote columns")
-                base = _contenders_from_columns(parties, combos, u.id)
-            u.contendientes = _assign_columns(base, data, parties, col_parties, u.cifras, label, u.id, warn)
-            all_contenders.extend(u.contendientes)
+    per_unit, by_unit, all_contenders, warn = _contenders(data, parties, col_parties, unidades, state, memo)
+    for u in unidades.values():
+        u.contendientes = by_unit[u.id if per_unit else None]
+    e = _eleccion(data, state, dict(sorted(unidades.items(), key=lambda kv: (kv[1].pseudo, kv[0]))),
+                  per_unit, all_contenders, warn, fuera)
+    if memo is not None:
+        memo.models[data.codigo] = _Model(data, e, fuera, split)
+    return e
 
-    formula = _participation_formula(data)
+
+def _place(a: Acta, multi: bool) -> tuple[str, str, bool, str]:
+    """(unit id, unit name, pseudo unit, section id before qualification) of a catalogued acta."""
+    uid, nombre, pseudo = _unit_key(a, multi)
+    return uid, nombre, pseudo, _section_key(a, uid, pseudo, multi)
+
+
+def _eleccion(
+    data: ElectionData,
+    state: Cifras,
+    unidades: dict[str, Unidad],
+    per_unit: bool,
+    contendientes: list[Contendiente],
+    warn: list[str],
+    fuera: int,
+) -> Eleccion:
     e = Eleccion(
         codigo=data.codigo,
         slug=slug(data.codigo),
         nombre=data.nombre,
         data=data,
         cifras=state,
-        unidades=dict(sorted(unidades.items(), key=lambda kv: (kv[1].pseudo, kv[0]))),
-        contendientes=all_contenders,
+        unidades=unidades,
+        contendientes=contendientes,
         por_unidad=per_unit,
-        participacion_formula=formula,
+        participacion_formula=_participation_formula(data),
         advertencias=warn,
     )
-    e.discrepancias = _cross_check(data, state, e)
+    e.discrepancias = _cross_check(data, state, fuera)
+    return e
+
+
+def _contenders(
+    data: ElectionData,
+    parties: list[str],
+    col_parties: list[tuple[str, ...]],
+    unidades: dict[str, Unidad],
+    state: Cifras,
+    memo: SectionMemo | None,
+) -> tuple[bool, dict[str | None, list[Contendiente]], list[Contendiente], list[str]]:
+    """(per unit?, contenders by unit id (None: state-wide), every contender, warnings).
+
+    Figures of ``unidades`` and ``state`` must be final. With a memo, a unit whose candidaturas rows, vote
+    columns and votes in the columns that matter are as last corte gets last corte's list back (the same
+    object: its contenders never change once built) unless that gave warnings (they name this corte's files).
+    """
+    warn: list[str] = []
+    cands = data.candidaturas
+    per_unit = any(c.unidad is not None for c in cands)
+    combos = {i: ps for i, ps in enumerate(col_parties) if len(ps) > 1}
+    key = (
+        tuple(data.vote_columns), data.multi_entidad,
+        tuple((c.line, c.unidad, c.codigo, c.nombre) for c in cands),
+    )
+    old = memo.ballots.get(data.codigo) if memo is not None else None
+    before = old[1] if old is not None and old[0] == key else {}
+    kept: dict[str | None, tuple[_Ballot, tuple[bool, ...] | None, list[Contendiente] | None]] = {}
+
+    def contenders(unit: str | None, label: str, cifras: Cifras, base: Callable[[list[str]], list[Contendiente]]) -> list[Contendiente]:
+        hit = before.get(unit)
+        if hit is not None:
+            ballot, flags, out = hit
+            if out is not None and ballot.flags(cifras) == flags:
+                kept[unit] = hit
+                return out
+        else:
+            base_warn: list[str] = []
+            ballot = _ballot(base(base_warn), data, col_parties, label)
+            if base_warn:
+                warn.extend(base_warn)  # they name this corte's files: the ballot is made again next time
+                return _assign_columns(ballot, data, col_parties, cifras, label, unit, warn)
+        n = len(warn)
+        out = _assign_columns(ballot, data, col_parties, cifras, label, unit, warn)
+        kept[unit] = (ballot, ballot.flags(cifras), out) if len(warn) == n else (ballot, None, None)
+        return out
+
+    if not cands:
+        warn.append(f"{data.archivo}: no candidaturas file; contenders derived from the vote columns")
+    by_unit: dict[str | None, list[Contendiente]] = {}
+    if not per_unit:
+        by_unit[None] = contenders(
+            None, "the state", state,
+            lambda w: _contenders_from_rows(cands, parties, None, data, w)
+            if cands
+            else _contenders_from_columns(parties, combos, None),
+        )
+        all_contenders = by_unit[None]
+    else:
+        rows_of: dict[str, list[Candidatura]] = {}
+        for c in cands:
+            rows_of.setdefault(_norm_unit(c.unidad or ""), []).append(c)
+        all_contenders = []
+        for u in sorted(unidades.values(), key=lambda x: x.id):
+            raw_uid = u.id.rsplit("-", 1)[-1] if data.multi_entidad else u.id
+            rows = rows_of.get(_norm_unit(raw_uid))
+            label = f"{data.geo_tipo} {u.id}"
+            if not rows and not u.pseudo:
+                warn.append(f"{data.archivo}: no candidaturas for {label}; contenders derived from the vote columns")
+            by_unit[u.id] = contenders(
+                u.id, label, u.cifras,
+                lambda w, rows=rows, uid=u.id: _contenders_from_rows(rows, parties, uid, data, w)
+                if rows
+                else _contenders_from_columns(parties, combos, uid),
+            )
+            all_contenders.extend(by_unit[u.id])
+    if memo is not None:
+        memo.ballots[data.codigo] = (key, kept)
+    return per_unit, by_unit, all_contenders, warn
+
+
+@dataclass
+class _Model:
+    """An election as last modelled, for deriving the next corte's from it (see _derive)."""
+
+    data: ElectionData
+    eleccion: Eleccion
+    fuera: int  # fuera de catálogo actas
+    split: frozenset[str]  # section ids qualified with their unit id (the section spans units)
+
+
+def _derive(
+    data: ElectionData, parties: list[str], col_parties: list[tuple[str, ...]], memo: SectionMemo
+) -> Eleccion | None:
+    """The election from last corte's model when only some actas changed in place, else None (model afresh).
+
+    Between cortes the rows keep their order and the reader gives back the very same Acta object for every
+    unchanged line, so comparing the lists by identity finds the changed actas in C. Only their sections,
+    units and the state get new objects (figures corrected by difference); everything else is shared with
+    the previous model, which is never mutated. Anything beyond that (rows inserted, removed or reordered,
+    an acta moving to another section or unit or in or out of the catalogue, other vote columns…) returns
+    None. Rows appended at the end are fine if they are fuera de catálogo (the way those arrive).
+    """
+    prev = memo.models.get(data.codigo)
+    if prev is None:
+        return None
+    old_data, old_e = prev.data, prev.eleccion
+    old, new = old_data.actas, data.actas
+    if (
+        len(new) < len(old)
+        or data.vote_columns != old_data.vote_columns
+        or data.multi_entidad != old_data.multi_entidad
+        or data.geo_tipo != old_data.geo_tipo
+        or not all(a.fuera_catalogo for a in new[len(old):])
+    ):
+        return None
+    changed = list(compress(count(), map(is_not, new, old)))
+    if 4 * len(changed) > len(new):
+        return None  # most of the file: modelling afresh costs less
+    multi = data.multi_entidad
+    by_section: dict[tuple[str, str], list[tuple[Acta, Acta]]] = {}
+    for i in changed:
+        before, after = old[i], new[i]
+        if before.fuera_catalogo or after.fuera_catalogo:
+            if before.fuera_catalogo and after.fuera_catalogo:
+                continue  # in no section either way
+            return None
+        where = _place(before, multi)
+        if _place(after, multi) != where:
+            return None
+        sid = where[3]
+        by_section.setdefault((where[0], f"{where[0]}-{sid}" if sid in prev.split else sid), []).append((before, after))
+
+    ncols = len(data.vote_columns)
+    units: dict[str, tuple[Cifras, dict[str, Seccion]]] = {}
+    for (uid, sid), pairs in by_section.items():
+        old_u = old_e.unidades[uid]
+        old_s = old_u.secciones[sid]
+        actas = list(old_s.actas)
+        for before, after in pairs:
+            at = [k for k, a in enumerate(actas) if a is before]
+            if len(at) != 1:
+                return None  # the same Acta twice in a section (identical lines): which one changed is unclear
+            actas[at[0]] = after
+        cifras = Cifras(ncols)
+        for a in actas:
+            cifras.add_acta(a)
+        if uid not in units:
+            units[uid] = (old_u.cifras.copy(), dict(old_u.secciones))
+        total, secciones = units[uid]
+        total.add(old_s.cifras, -1)
+        total.add(cifras)
+        secciones[sid] = Seccion(id=old_s.id, unidad_id=old_s.unidad_id, cifras=cifras, actas=actas)
+    state = old_e.cifras.copy()
+    for uid, (total, _) in units.items():
+        state.add(old_e.unidades[uid].cifras, -1)
+        state.add(total)
+
+    # Contenders on the new figures (Unidad.cifras is all _contenders reads of a unit besides its id).
+    current = {
+        uid: replace(u, cifras=units[uid][0]) if uid in units else u for uid, u in old_e.unidades.items()
+    }
+    per_unit, by_unit, all_contenders, warn = _contenders(data, parties, col_parties, current, state, memo)
+    unidades: dict[str, Unidad] = {}
+    for uid, u in old_e.unidades.items():
+        contendientes = by_unit[uid if per_unit else None]
+        if uid in units:
+            total, secciones = units[uid]
+            u = replace(u, cifras=total, secciones=secciones, contendientes=contendientes)
+        elif contendientes is not u.contendientes:
+            u = replace(u, contendientes=contendientes)
+        unidades[uid] = u
+    fuera = prev.fuera + len(new) - len(old)  # the appended rows, all fuera de catálogo
+    e = _eleccion(data, state, unidades, per_unit, all_contenders, warn, fuera)
+    memo.models[data.codigo] = _Model(data, e, fuera, prev.split)
     return e
 
 
 class SectionMemo:
-    """The previous corte's section figures, for a process building corte after corte (the watcher).
+    """The previous corte's model and section figures, for a process building corte after corte (the watcher).
 
-    A section holding the very same Acta objects as last time (reader.RowMemo shares unchanged rows) has
-    the same figures: they are reused instead of being summed again. Cifras are never mutated once built
-    (units and the state add copies of them), so sharing them between cortes is safe.
+    When a corte's actas line up with the previous corte's (the norm: see _derive) the model is derived from
+    the previous one. Otherwise a section holding the very same Acta objects as last time (reader.RowMemo
+    shares unchanged rows) has the same figures: they are reused instead of being summed again. Cifras are
+    never mutated once built (units and the state add copies of them), so sharing them between cortes is safe.
     """
 
     def __init__(self) -> None:
         self.elections: dict[str, dict[tuple[str, str], tuple[list[Acta], Cifras]]] = {}
         self.units: dict[tuple[str, str], tuple[Cifras, dict[str, Cifras]]] = {}
         self.placed: dict[tuple[str, bool], dict[int, tuple[str, str, bool, str]]] = {}
+        self.models: dict[str, _Model] = {}
+        self.ballots: dict[str, tuple[Any, dict[str | None, Any]]] = {}
+        self.derived: set[str] = set()  # elections of the last package derived from the previous model
 
 
 _NO_CIFRAS = Cifras(0)  # placeholder until _section_figures fills every section in
@@ -613,9 +829,8 @@ def _participation_formula(data: ElectionData) -> str:
     return "con_casillas_especiales"
 
 
-def _cross_check(data: ElectionData, state: Cifras, e: Eleccion) -> list[dict]:
+def _cross_check(data: ElectionData, state: Cifras, fuera: int) -> list[dict]:
     r = data.resumen
-    fuera = sum(1 for a in data.actas if a.fuera_catalogo)
     checks = (
         ("ACTAS_ESPERADAS", state.esperadas),
         ("ACTAS_CAPTURADAS", state.capturadas),

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from itertools import compress, count, repeat
+from operator import is_, ne
 from pathlib import Path, PurePosixPath
 
 from .errors import PackageError
@@ -443,7 +445,7 @@ def election_code(csv_name: str) -> str:
 
 
 class RowMemo:
-    """Acta rows of the previous corte by their raw line, for a process that builds corte after corte.
+    """Acta rows of the previous corte, for a process that builds corte after corte.
 
     Between cortes only newly captured actas change, and an identical line under the same header parses to
     the same Acta: the watcher keeps one of these so a corte parses only its new lines (Actas are never
@@ -451,17 +453,28 @@ class RowMemo:
     """
 
     def __init__(self) -> None:
-        self.files: dict[tuple[str, str, str], dict[str, Acta]] = {}
+        self.files: dict[tuple[str, str, str], _Rows] = {}
         self._seen: set[tuple[str, str, str]] = set()
         self.parsed = 0  # lines parsed in the last package (the rest came from here)
+        self.aligned = 0  # files of the last package compared line by line with the previous corte's
 
     def begin(self) -> None:
         self._seen = set()
         self.parsed = 0
+        self.aligned = 0
 
     def end(self) -> None:
         for layout in set(self.files) - self._seen:
             del self.files[layout]
+
+
+@dataclass
+class _Rows:
+    """One file's acta lines as last read: ``actas[i]`` is what ``lines[i]`` (line ``first + i``) gave."""
+
+    first: int
+    lines: list[str]
+    actas: list[Acta | None]
 
 
 def _records(lines: list[str], first: int, delim: str) -> Iterator[tuple[int, list[str]]]:
@@ -506,27 +519,38 @@ def _parse_rows_memo(
     memo: RowMemo,
     layout: tuple[str, str, str],
 ) -> list[Acta] | None:
-    get = memo.files.get(layout, {}).get
-    new: dict[str, Acta] = {}
-    actas: list[Acta] = []
-    parsed = 0
-    for n, line in enumerate(lines, start=first):
-        a = get(line)
-        if a is None:
-            if line.count('"') % 2:
-                return None  # a quoted field spans lines: only the whole-file reader parses it right
-            a = parse(next(csv.reader([line], delimiter=delim), []), n)
-            parsed += 1
-            if a is None:
-                continue
-        elif a.line != n:
-            a = dataclasses.replace(a, line=n)
-        new[line] = a
-        actas.append(a)
-    memo.files[layout] = new
+    prev = memo.files.get(layout)
+    changed: list[int] | None = None
+    if prev is not None and prev.first == first and len(prev.lines) <= len(lines):
+        # The norm between cortes: the same rows in the same order, some of them newly captured, perhaps a
+        # few appended (fuera de catálogo actas arrive that way). Comparing line i with last corte's line i
+        # (in C; map stops at the shorter list) finds them without hashing every line.
+        changed = list(compress(count(), map(ne, lines, prev.lines)))
+        changed += range(len(prev.lines), len(lines))
+        if 4 * len(changed) <= len(lines):
+            by_line = prev.actas + [None] * (len(lines) - len(prev.lines))
+            memo.aligned += 1
+        else:
+            changed = None  # rows shifted (one inserted near the top?): most lines would be parsed again
+    if changed is None:
+        # Rows inserted, removed or moved: match them by content (an Acta keeps its line number in it).
+        old = dict(zip(prev.lines, prev.actas, strict=True)) if prev is not None else {}
+        by_line = [old.get(line) for line in lines]
+        changed = [i for i, a in enumerate(by_line) if a is None]
+        for i, a in enumerate(by_line):
+            if a is not None and a.line != first + i:
+                by_line[i] = dataclasses.replace(a, line=first + i)
+    for i in changed:
+        line = lines[i]
+        if line.count('"') % 2:
+            return None  # a quoted field spans lines: only the whole-file reader parses it right
+        by_line[i] = parse(next(csv.reader([line], delimiter=delim), []), first + i)
+    memo.files[layout] = _Rows(first, lines, by_line)
     memo._seen.add(layout)
-    memo.parsed += parsed
-    return actas
+    memo.parsed += len(changed)
+    # Blank lines give no acta; without any, the list itself is the actas (never mutated: copied above).
+    blank = any(map(is_, by_line, repeat(None)))  # `None in by_line` would call Acta.__eq__ on every row
+    return [a for a in by_line if a is not None] if blank else by_line
 
 
 def _read_election_csv(f: _File, cand: _File | None, memo: RowMemo | None = None) -> ElectionData:
@@ -738,7 +762,8 @@ def _read_election_csv(f: _File, cand: _File | None, memo: RowMemo | None = None
     body = lines[acta_at + 1 :]
     layout = (PurePosixPath(f.name.split(":")[-1]).name, lines[acta_at], delim)
     actas = _parse_rows(body, acta_at + 2, parse, delim, memo, layout)
-    entidades = {a.entidad.lstrip("0") or "0" for a in actas if not a.fuera_catalogo and a.entidad}
+    # Normalise the few distinct values, not one per acta.
+    entidades = {e.lstrip("0") or "0" for e in {a.entidad for a in actas if not a.fuera_catalogo} if e}
     codigo = election_code(PurePosixPath(f.name.split(":")[-1]).name)
     candidaturas = _read_candidaturas(cand) if cand else []
     return ElectionData(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,10 @@ import variants
 from click.testing import CliRunner
 from paths import CAMPECHE
 
+from prepgen import model
 from prepgen.build import BuildCache, build
 from prepgen.cli import main
-from prepgen.model import Cifras, SectionMemo, build_elections
+from prepgen.model import Cifras, Eleccion, SectionMemo, build_elections
 from prepgen.reader import RowMemo, read_package
 from prepgen.render import SiteOptions
 from prepgen.simulate import simulate
@@ -131,6 +134,8 @@ def test_warm_cache_builds_the_same_bytes(
             # Only the lines that changed since the previous corte were parsed.
             changed = _changed_lines(coahuila[k - 1], pkg)
             assert 0 < cache.rows.parsed == changed < sum(len(e.data.actas) for e in a.elections)
+            # Corte 1 has half of its actas new (modelled afresh); corte 2 ~10 %, as most cortes: derived.
+            assert cache.sections.derived == ({"GUB", "DIP_LOC"} if k == 2 else set())
         ma = orjson.loads((warm / ".prepgen" / "manifest.json").read_bytes())["files"]
         mb = orjson.loads((plain / ".prepgen" / "manifest.json").read_bytes())["files"]
         assert ma == mb, pkg.name
@@ -201,6 +206,7 @@ def test_section_memo_late_corte_figures_equal_a_fresh_model(tmp_path: Path, mon
         return real_copy(self)
 
     monkeypatch.setattr(Cifras, "copy", counting_copy)
+    monkeypatch.setattr(model, "_derive", lambda *args: None)  # the path taken when the model is not derived
     for pkg in late:
         warm = build_elections(read_package(pkg, memo=rows), memo)
         fresh = build_elections(read_package(pkg))
@@ -212,3 +218,147 @@ def test_section_memo_late_corte_figures_equal_a_fresh_model(tmp_path: Path, mon
                     k: s.cifras for k, s in u.secciones.items()
                 }
     assert corrected > 0  # the corrected path ran (it is taken when fewer than half the sections changed)
+
+
+def _same_model(warm: list[Eleccion], fresh: list[Eleccion]) -> None:
+    """Field by field (so a failure names what differs), then as a whole."""
+    for w, f in zip(warm, fresh, strict=True):
+        assert w.data.actas == f.data.actas and w.data.multi_entidad == f.data.multi_entidad, w.codigo
+        assert list(w.unidades) == list(f.unidades), w.codigo
+        for uid, fu in f.unidades.items():
+            wu = w.unidades[uid]
+            assert (wu.tipo, wu.nombre, wu.pseudo) == (fu.tipo, fu.nombre, fu.pseudo), uid
+            assert wu.cifras == fu.cifras, uid
+            assert wu.contendientes == fu.contendientes, uid
+            assert list(wu.secciones) == list(fu.secciones), uid
+            for sid, fs in fu.secciones.items():
+                ws = wu.secciones[sid]
+                assert (ws.id, ws.unidad_id, ws.cifras, ws.actas) == (fs.id, fs.unidad_id, fs.cifras, fs.actas), sid
+        assert w.cifras == f.cifras, w.codigo
+        assert w.contendientes == f.contendientes, w.codigo
+        assert w.discrepancias == f.discrepancias and w.advertencias == f.advertencias, w.codigo
+        assert (w.por_unidad, w.participacion_formula) == (f.por_unidad, f.participacion_formula), w.codigo
+        assert w == f
+
+
+def test_next_corte_model_is_derived_from_the_previous_one(coahuila: list[Path]) -> None:
+    """A normal next corte: rows line up with the previous corte's, so the model is derived from the previous
+    model (only changed sections, units and the state are new), equal to a fresh one, and the previous model
+    it came from is left exactly as it was (the renderer and the memos still hold it)."""
+    rows, memo = RowMemo(), SectionMemo()
+    previous = build_elections(read_package(coahuila[1], memo=rows), memo)
+    assert memo.derived == set()  # nothing to derive from yet
+    snapshot = copy.deepcopy(previous)
+    warm = build_elections(read_package(coahuila[2], memo=rows), memo)
+    assert rows.aligned == 2 and memo.derived == {"GUB", "DIP_LOC"}
+    _same_model(warm, build_elections(read_package(coahuila[2])))
+    assert previous == snapshot
+    for p, w in zip(previous, warm, strict=True):
+        # What did not change is shared, not copied; what changed is new.
+        kept = [s for uid, u in w.unidades.items() for sid, s in u.secciones.items()
+                if p.unidades[uid].secciones[sid] is s]
+        assert 0 < len(kept) < sum(len(u.secciones) for u in w.unidades.values())
+        assert p.cifras is not w.cifras
+
+
+def _edit_rows(fn: Callable[[list[str], list[list[str]], list[str]], None]) -> Callable[[str], str]:
+    """An edit of the GUB CSV's acta rows: ``fn(header, rows, candidaturas lines)`` changes them in place."""
+
+    def edit(text: str) -> str:
+        lines = text.splitlines()
+        at = next((i for i, line in enumerate(lines) if line.startswith("CLAVE_CASILLA")), None)
+        if at is None:  # the candidaturas file
+            body = lines[1:]
+            fn([], [], body)
+            return "\n".join([lines[0], *body]) + "\n"
+        header = next(csv.reader([lines[at]]))
+        rows = [next(csv.reader([line])) for line in lines[at + 1 :]]
+        fn(header, rows, [])
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        return "\n".join(lines[:at]) + "\n" + buf.getvalue()
+
+    return edit
+
+
+def _swap(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        rows[10], rows[2000] = rows[2000], rows[10]
+
+
+def _insert(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        rows.insert(11, list(rows[10]))
+
+
+def _remove(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        del rows[10]
+
+
+def _move(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        col = header.index("SECCION")
+        assert rows[10][col] != rows[2000][col]
+        rows[10][col] = rows[2000][col]
+
+
+def _rename_candidate(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if cands:
+        cands[0] = cands[0].rsplit(",", 1)[0] + ",OTRO NOMBRE"
+
+
+def _new_column(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        at = next(i for i, c in enumerate(header) if c.startswith("NO_REGISTRAD"))  # the vote block ends here
+        counted = header.index("CONTABILIZADA")
+        for row in rows:
+            row.insert(at, "7" if row[counted] == "1" else "")
+        header.insert(at, "PES")
+
+
+def _fuera(row: list[str], header: list[str]) -> None:
+    row[header.index("CLAVE_CASILLA")] = "-"
+    row[header.index("CONTABILIZADA")] = "2"
+
+
+def _append_fuera(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        rows.append(list(rows[-1]))
+        _fuera(rows[-1], header)
+
+
+def _becomes_fuera(header: list[str], rows: list[list[str]], cands: list[str]) -> None:
+    if rows:
+        row = next(r for r in rows if r[header.index("CONTABILIZADA")] != "1")
+        _fuera(row, header)
+
+
+@pytest.mark.parametrize(
+    ("edit", "derived"),
+    [
+        (_swap, False),
+        (_insert, False),
+        (_remove, False),
+        (_move, False),
+        (_new_column, False),
+        (_becomes_fuera, False),
+        (_rename_candidate, True),  # contenders are made again from the rows; figures still derived
+        (_append_fuera, True),  # the way fuera de catálogo actas arrive
+    ],
+)
+def test_model_derived_or_not_equals_a_fresh_one(
+    coahuila: list[Path], tmp_path: Path, edit: Callable[..., None], derived: bool
+) -> None:
+    """Whatever differs from the previous corte, the warm model equals a fresh one; what the derivation
+    cannot follow (rows reordered, inserted or removed, an acta moving section or in or out of the catalogue,
+    another vote column) is modelled afresh, for that election only."""
+    pkg = variants.rewrite_package(coahuila[2], tmp_path / coahuila[2].name, variants.only_csv("GUB", _edit_rows(edit)))
+    rows, memo = RowMemo(), SectionMemo()
+    build_elections(read_package(coahuila[1], memo=rows), memo)
+    warm = build_elections(read_package(pkg, memo=rows), memo)
+    assert ("GUB" in memo.derived) == derived and "DIP_LOC" in memo.derived
+    fresh = build_elections(read_package(pkg))
+    _same_model(warm, fresh)
+    if edit is _append_fuera:
+        assert warm[0].discrepancias and warm[0].discrepancias[0]["campo"] == "ACTAS_FUERA_CATALOGO"
