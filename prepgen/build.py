@@ -218,7 +218,7 @@ def build_model(
     writer = Writer(outdir, previous)
     renderer = Renderer(
         elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep,
-        memo=cache.render if cache else None, direct=writer.put,
+        memo=cache.render if cache else None, direct=writer.put, keep_many=writer.keep_many,
     )
     pages = 0
     for done, (path, data) in enumerate(renderer.render(), start=1):

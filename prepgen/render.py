@@ -29,7 +29,7 @@ from markupsafe import Markup, escape
 from . import __version__, extras
 from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, attr, templates_digest, text
 from .headers import CSP
-from .model import Cifras, Eleccion, Resultado, Seccion, Unidad, pct
+from .model import Cifras, Contendiente, Eleccion, Resultado, Seccion, Unidad, pct
 from .reader import Acta, Corte
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
@@ -156,6 +156,7 @@ class Renderer:
         workers: int | None = None,
         memo: RenderMemo | None = None,
         direct: Callable[[str, bytes], tuple[str, int, bool]] | None = None,
+        keep_many: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.elections = elections
         self.memo = memo
@@ -168,16 +169,19 @@ class Renderer:
         self.base = options.base_path
         self.prev = state or SectionState()
         self.reuse = reuse or (lambda path: False)
-        # Forked workers may only ask whether a page can be kept; the parent then claims it with reuse().
+        # Units only ask whether a file can be kept (forked workers cannot claim it); the parent then claims
+        # what they kept in bulk with keep_many() (by default reuse() on each, which must not fail).
         self.can_reuse = can_reuse or (lambda path: False)
+        self.keep_many = keep_many or self._keep_each
         self.workers = workers if workers is not None else default_workers(elections)
-        if can_reuse is None and reuse is not None:
-            self.workers = 1  # a reuse callback that cannot be asked read-only: stay in one process
-        self._in_worker = False
-        self.state = SectionState()
+        # Starts as the previous state: a kept section's entry is its previous one, so only the sections
+        # rendered set theirs, and those that are gone are dropped at the end (see render()).
+        self.state = SectionState(entries=dict(self.prev.entries))
         self.static: dict[str, str] = {}
         self.skipped: list[str] = []  # section pages kept from the previous build (identical bytes)
-        self.kept_files: list[str] = []  # section chunks a forked worker found reusable (the parent claims them)
+        self._side = _Side()
+        if memo is not None:
+            memo.printed_under(self.base)
         self._tpl = {
             n: self.env.get_template(n + ".html")
             for n in ("index", "eleccion", "ambito", "seccion", "candidatura", "embed", "embed_index")
@@ -190,6 +194,10 @@ class Renderer:
         self._splice_ok: dict[str, bool] = {}  # see _spliced
 
     # --- helpers -----------------------------------------------------------------------------------
+    def _keep_each(self, paths: list[str]) -> None:
+        for path in paths:
+            if not self.reuse(path):
+                raise RuntimeError(f"{path}: a file found reusable could not be kept")
     def url(self, path: str) -> str:
         return self.base + path.lstrip("/")
 
@@ -266,6 +274,8 @@ class Renderer:
         if self.workers <= 1 or len(keys) < 2 * self.workers:
             for key in keys:
                 results.append((yield from getattr(self, method)(e, key)))
+                side, self._side = self._side, _Side()
+                self._settle(e, side)
             return results
         self._fast_section()  # build it once here so every worker inherits it
         ei = self.elections.index(e)
@@ -283,16 +293,41 @@ class Renderer:
                         results.append(result)
                     self.state.entries.update(out.state)
                     self.fast_pages += out.fast_pages
-                    for path in out.kept:
-                        if not self.reuse(path):  # pragma: no cover - the file vanished meanwhile
-                            raise RuntimeError(f"{path}: kept chunk disappeared during the build")
-                    for path in out.skipped:
-                        if not self.reuse(path):  # pragma: no cover - the file vanished meanwhile
-                            raise RuntimeError(f"{path}: kept page disappeared during the build")
-                        self.skipped.append(path)
+                    self._settle(e, out.side)
         finally:
             _FORKED = None
         return results
+
+    def _settle(self, e: Eleccion, side: _Side) -> None:
+        """Claim in bulk what units or candidates kept, and take their printed pieces into the memo."""
+        if side.kept_files or side.kept_pages:
+            self.keep_many(side.kept_files + side.kept_pages)
+        self.skipped.extend(side.kept_pages)
+        memo = self.memo
+        if memo is None:
+            return
+        # Updated in place where only a few entries changed: nothing else holds the memo's own containers
+        # (units and candidates copy what they take from it), and copying ~900 × 240 entries every corte
+        # was most of this method.
+        for kind, key, value in side.memo:
+            if kind == "links":
+                secciones = e.unidades[key[1]].secciones
+                links = memo.links.setdefault(key, {})
+                links.update(value)
+                if len(links) != len(secciones):
+                    memo.links[key] = {sid: links[sid] for sid in secciones}
+            elif kind == "list":
+                memo.lists[key] = (tuple(e.unidades[key[1]].secciones), value)
+            else:
+                c = e.contendientes[key[1]]
+                ckey = (e.slug, c.clave)
+                if isinstance(value, tuple):
+                    keys, cifras, _ = _candidate_source(e, c)
+                    memo.rows[ckey] = CandidateRows(c.columnas, keys, cifras, *value)
+                    continue
+                old = memo.rows[ckey]  # only the rows that changed; the rest point to the same figures
+                for i, row, frag in value:
+                    old.rows[i], old.frags[i], old.cifras[i] = row, frag, _row_cifras(e, c, old.keys[i])
 
     def _json_path(self, slug: str, data: bytes) -> str:
         return f"json/{slug}/{sha(data)[:20]}.json"
@@ -391,6 +426,7 @@ class Renderer:
         for e in self.elections:
             epath, summary = yield from self._election(e)
             summaries.append((e, epath, summary))
+        self._drop_gone_sections()
         main = {
             "version": 1,
             "corte": self.corte.iso,
@@ -413,6 +449,19 @@ class Renderer:
             "index", corte=self.corte, current=self.corte, elecciones=[(e, s) for e, _, s in summaries]
         )
         yield "json/main.json", dumps(main)
+
+    def _drop_gone_sections(self) -> None:
+        """The state began as the previous one (see __init__): drop the sections no longer in any unit."""
+        entries = self.state.entries
+        if len(entries) != sum(len(u.secciones) for e in self.elections for u in e.unidades.values()):
+            # Every current section has its entry (kept ones the previous, the others set), so equal counts
+            # mean nothing else is left.
+            self.state.entries = {
+                f"{e.slug}/{sid}": entries[f"{e.slug}/{sid}"]
+                for e in self.elections
+                for u in e.unidades.values()
+                for sid in u.secciones
+            }
 
     def _extras(self, summaries: list) -> Iterator[tuple[str, bytes]]:
         """Embeds, CSV downloads and the feed (see prepgen.extras)."""
@@ -535,86 +584,100 @@ class Renderer:
         chunk it was written to in an earlier corte (its page, which links that chunk, is kept as is); the
         sections that changed go together into one new content-addressed chunk of this unit. A corte
         therefore writes at most one chunk per unit, sized by what changed, not by the unit.
+
+        A warm corte keeps ~97 % of the sections as they were: for those this only checks that they can be
+        kept and notes them in ``self._side``, which the parent claims in bulk (see _settle).
         """
         u = e.unidades[uid]
         self._cols = e.data.vote_columns
         same_render = self.prev.fingerprint == self.state.fingerprint
-        before = self.memo.unit(e, u, unit_signature(e, u)) if self.memo is not None and same_render else {}
-        entries: dict[str, list[Any]] = {}
+        memo = self.memo
+        ukey = (e.slug, u.id)
+        before = memo.unit(e, u, unit_signature(e, u)) if memo is not None and same_render else {}
+        old_links = memo.links.get(ukey, {}) if memo is not None else {}
+        side = self._side
+        kept_pages = side.kept_pages
+        can_keep = self.can_reuse
+        corte = self.corte
+        entries: dict[str, list[Any]] = {}  # sections whose page is rendered
         bodies: dict[str, dict[str, Any]] = {}
         fresh: dict[str, dict[str, Any]] = {}  # the new chunk's sections
-        unchanged: set[str] = set()
         chunk_ok: dict[str, bool] = {}
         prev_entries = self.prev.entries
         prefix = f"{e.slug}/"
+        pages = f"{e.slug}/seccion/"
+        links: list[Any] = []  # the unit JSON's "ambitos", in section order
+        new_links: dict[str, tuple[str, dict[str, str]]] = {}
+        pending: list[tuple[int, Seccion]] = []  # (index in links, section) of the pages to render
         for s in u.secciones.values():
-            prev = prev_entries.get(prefix + s.id)
-            if prev is not None and RenderMemo.same(before.get(s.id), s):
-                entry = list(prev)  # the very same actas as last corte: same figures, nothing to recompute
+            sid = s.id
+            key = prefix + sid
+            prev = prev_entries.get(key)
+            b = before.get(sid)
+            if prev is not None and b is not None and b.actas == s.actas:
+                entry = prev  # the very same actas as last corte (see RenderMemo.same): nothing to recompute
             else:
-                body = bodies[s.id] = self._section_body(e, u, s)
+                body = bodies[sid] = self._section_body(e, u, s)
                 digest = sha(dumps(body))
                 if prev is not None and prev[0] == digest:
-                    entry = list(prev)
+                    entry = prev
                 else:
-                    entry = [digest, self.corte.id, self.corte.iso, self.corte.texto, None]
+                    entry = [digest, corte.id, corte.iso, corte.texto, None]
             chunk = entry[4] if len(entry) > 4 and same_render else None
-            if chunk is not None and chunk not in chunk_ok:
-                chunk_ok[chunk] = self.can_reuse(chunk) if self._in_worker else self.reuse(chunk)
-            if chunk is None or not chunk_ok[chunk]:
-                if s.id not in bodies:
-                    bodies[s.id] = self._section_body(e, u, s)
-                fresh[s.id] = _stamped(bodies[s.id], entry)
-                chunk = None
-            else:
-                unchanged.add(s.id)
-            entries[s.id] = entry[:4] + [chunk]
+            if chunk is not None:
+                ok = chunk_ok.get(chunk)
+                if ok is None:
+                    ok = chunk_ok[chunk] = can_keep(chunk)
+                if ok:
+                    # A kept chunk means the page's JSON link did not change either: the page is the same bytes.
+                    page = f"{pages}{sid}/index.html"
+                    if can_keep(page):
+                        kept_pages.append(page)
+                        if len(entry) != 5:  # else the state already has it (see __init__)
+                            self.state.entries[key] = entry[:4] + [chunk]
+                        cached = old_links.get(sid)
+                        if cached is None or cached[0] != chunk:
+                            cached = new_links[sid] = (chunk, self._section_link(e, sid, chunk))
+                        links.append(cached[1])
+                        continue
+                    entries[sid] = entry[:4] + [chunk]
+                    pending.append((len(links), s))
+                    links.append(None)
+                    continue
+            entry = entries[sid] = entry[:4] + [None]
+            if sid not in bodies:
+                bodies[sid] = self._section_body(e, u, s)
+            fresh[sid] = _stamped(bodies[sid], entry)
+            pending.append((len(links), s))
+            links.append(None)
         if fresh:
             bundle = dumps({"eleccion": e.codigo, "tipo": u.tipo, "id": u.id, "nombre": u.nombre, "secciones": fresh})
             bpath = self._json_path(e.slug, bundle)
             yield bpath, bundle
             for sid in fresh:
                 entries[sid][4] = bpath
-        kept = [c for c, ok in chunk_ok.items() if ok]
-        if self._in_worker:
-            self.kept_files.extend(kept)
+        side.kept_files.extend(c for c, ok in chunk_ok.items() if ok)
         fast = self._fast_section()
         parts = None
-        if fast is not None:
+        if fast is not None and pending:
             try:
                 parts = fast.unit(e, u, u.contendientes)
             except NotPlain:
                 parts = None
-        section_links = []
         state_entries = self.state.entries
-        keep_page = self.can_reuse if self._in_worker else self.reuse
-        page_url = self.url(f"{e.slug}/seccion/")
-        for s in u.secciones.values():
-            entry = entries[s.id]
-            state_entries[prefix + s.id] = entry
+        for i, s in pending:
+            sid = s.id
+            entry = state_entries[prefix + sid] = entries[sid]
             json_url = self.url(entry[4])
-            page_path = f"{e.slug}/seccion/{s.id}/index.html"
-            section_links.append(
-                {
-                    "tipo": "seccion",
-                    "id": s.id,
-                    "nombre": f"Sección {s.id}",
-                    "json": json_url,
-                    "html": f"{page_url}{s.id}/",
-                }
-            )
-            # A kept chunk means the page's JSON link did not change either: the page is the same bytes.
-            if s.id in unchanged and keep_page(page_path):
-                self.skipped.append(page_path)
-                continue
-            sp = fresh.get(s.id) or _stamped(bodies.get(s.id) or self._section_body(e, u, s), entry)
+            link = links[i] = self._section_link(e, sid, entry[4])
+            new_links[sid] = (entry[4], link)
+            sp = fresh.get(sid) or _stamped(bodies.get(sid) or self._section_body(e, u, s), entry)
             filas = [self._acta_row(a, u.contendientes) for a in s.actas]
             html = None
             if parts is not None:
                 try:
                     html = fast.page(  # type: ignore[union-attr]
-                        parts, s.id, sp, (sp["corte_id"], sp["corte"], sp["corte_texto"]), self.corte.id,
-                        json_url, filas,
+                        parts, sid, sp, (sp["corte_id"], sp["corte"], sp["corte_texto"]), corte.id, json_url, filas,
                     )
                     self.fast_pages += 1
                 except NotPlain:
@@ -628,31 +691,54 @@ class Renderer:
                     s=s,
                     p=sp,
                     corte=stamp,
-                    current=self.corte,
+                    current=corte,
                     json_url=json_url,
                     contendientes=u.contendientes,
                     filas=filas,
                 )
-            yield page_path, html
+            yield f"{pages}{sid}/index.html", html
+        if memo is not None and (new_links or len(old_links) != len(links)):
+            side.memo.append(("links", ukey, new_links))
+        # The list on the unit page links section pages only: same sections, same list (the chunks may move).
+        sids = tuple(u.secciones)
+        cached_list = memo.lists.get(ukey) if memo is not None else None
+        if cached_list is not None and cached_list[0] == sids:
+            list_min = cached_list[1]
+        else:
+            try:
+                list_min = section_list_min(links)
+            except NotPlain:
+                list_min = None
+            if memo is not None:
+                side.memo.append(("list", ukey, list_min))
         res = e.resultados(u.cifras, u.contendientes)
         payload = {
             "id": u.id,
             "tipo": u.tipo,
             "nombre": u.nombre,
             "eleccion": e.codigo,
-            "corte": self.corte.iso,
-            "corte_texto": self.corte.texto,
+            "corte": corte.iso,
+            "corte_texto": corte.texto,
             **self._figures(e, u.cifras, res),
-            "ambitos": section_links,
+            "ambitos": links,
         }
         data = dumps(payload)
         path = self._json_path(e.slug, data)
         yield path, data
         yield f"{e.slug}/{u.tipo}/{u.id}/index.html", self._spliced(
-            "ambito", "lista_secciones", lambda: section_list(section_links), lambda: section_list_min(section_links),
-            e=e, u=u, p=payload, resultados=res, corte=self.corte, current=self.corte, json_url=self.url(path),
+            "ambito", "lista_secciones", lambda: section_list(links), _given(list_min),
+            e=e, u=u, p=payload, resultados=res, corte=corte, current=corte, json_url=self.url(path),
         )
         return path
+
+    def _section_link(self, e: Eleccion, sid: str, chunk: str) -> dict[str, str]:
+        return {
+            "tipo": "seccion",
+            "id": sid,
+            "nombre": f"Sección {sid}",
+            "json": self.url(chunk),
+            "html": self.url(f"{e.slug}/seccion/{sid}/"),
+        }
 
     def _section_body(self, e: Eleccion, u: Unidad, s: Seccion) -> dict[str, Any]:
         """A section's JSON without its stamp (the stamp depends on when these figures first appeared)."""
@@ -681,66 +767,104 @@ class Renderer:
 
     def _candidate(self, e: Eleccion, k: int) -> Iterator[tuple[str, bytes]]:
         c = e.contendientes[k]
-        if True:  # keeps the body's indentation (and its diff) as it was inside the loop
-            rows = []
-            if c.unidad is None:
-                for u in e.unidades.values():
-                    v = sum(u.cifras.columnas[i] for i in c.columnas)
-                    rows.append(
-                        {
-                            "tipo": u.tipo,
-                            "id": u.id,
-                            "nombre": u.nombre,
-                            "votos": v,
-                            "porcentaje": _num(pct(v, u.cifras.total_votos)),
-                            "html": self.url(f"{e.slug}/{u.tipo}/{u.id}/"),
-                        }
-                    )
-                total_c = e.cifras
-            else:
-                u = e.unidades[c.unidad]
-                for s in u.secciones.values():
-                    v = sum(s.cifras.columnas[i] for i in c.columnas)
-                    rows.append(
-                        {
-                            "tipo": "seccion",
-                            "id": s.id,
-                            "nombre": f"Sección {s.id}",
-                            "votos": v,
-                            "porcentaje": _num(pct(v, s.cifras.total_votos)),
-                            "html": self.url(f"{e.slug}/seccion/{s.id}/"),
-                        }
-                    )
-                total_c = u.cifras
-            votos = sum(total_c.columnas[i] for i in c.columnas)
-            payload = {
-                "id": c.clave,
-                "tipo": "candidatura",
-                "eleccion": e.codigo,
-                "nombre": c.nombre,
-                "candidatura": c.candidato,
-                "codigo": c.codigo,
-                "partidos": list(c.partidos),
-                "columnas": [e.data.vote_columns[i] for i in c.columnas],
-                "ambito": None
-                if c.unidad is None
-                else {"tipo": e.unidades[c.unidad].tipo, "id": c.unidad, "nombre": e.unidades[c.unidad].nombre},
-                "corte": self.corte.iso,
-                "corte_texto": self.corte.texto,
-                "votos": votos,
-                "porcentaje": _num(pct(votos, total_c.total_votos)),
-                "total_votos": total_c.total_votos,
-                "ambitos": rows,
-            }
-            data = dumps(payload)
-            path = self._json_path(e.slug, data)
-            yield path, data
-            html = f"{e.slug}/candidatura/{c.clave}/"
-            yield html + "index.html", self._spliced(
-                "candidatura", "filas", lambda: candidate_rows(rows), lambda: candidate_rows_min(rows),
-                e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path),
-            )
+        keys, cifras, total_c = _candidate_source(e, c)
+        rows, frags = self._candidate_rows(e, k, keys, cifras)
+        votos = sum(total_c.columnas[i] for i in c.columnas)
+        payload = {
+            "id": c.clave,
+            "tipo": "candidatura",
+            "eleccion": e.codigo,
+            "nombre": c.nombre,
+            "candidatura": c.candidato,
+            "codigo": c.codigo,
+            "partidos": list(c.partidos),
+            "columnas": [e.data.vote_columns[i] for i in c.columnas],
+            "ambito": None
+            if c.unidad is None
+            else {"tipo": e.unidades[c.unidad].tipo, "id": c.unidad, "nombre": e.unidades[c.unidad].nombre},
+            "corte": self.corte.iso,
+            "corte_texto": self.corte.texto,
+            "votos": votos,
+            "porcentaje": _num(pct(votos, total_c.total_votos)),
+            "total_votos": total_c.total_votos,
+            "ambitos": rows,
+        }
+        data = dumps(payload)
+        path = self._json_path(e.slug, data)
+        yield path, data
+        html = f"{e.slug}/candidatura/{c.clave}/"
+        yield html + "index.html", self._spliced(
+            "candidatura", "filas", lambda: candidate_rows(rows), _given(None if None in frags else "".join(frags)),
+            e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path),
+        )
         return {"clave": c.clave, "nombre": c.nombre, "json": self.url(path), "html": self.url(html)}
+
+    def _candidate_rows(
+        self, e: Eleccion, k: int, keys: list[Any], cifras: list[Cifras]
+    ) -> tuple[list[dict[str, Any]], list[str | None]]:
+        """A candidate's rows (one per unit, or per section of its district) and each row as minify-html
+        prints it (None where it cannot tell).
+
+        A row depends only on where it points (``keys``) and on its figures, so last corte's rows are kept
+        for the figures that are the same object (an unchanged section shares its Cifras, see
+        model.SectionMemo) or equal; a district candidate has ~240 rows of which a corte changes a few.
+        """
+        c = e.contendientes[k]
+        old = self.memo.rows.get((e.slug, c.clave)) if self.memo is not None else None
+        if old is not None and old.columnas == c.columnas and old.keys == keys:
+            changed = [i for i, (a, b) in enumerate(zip(cifras, old.cifras, strict=True)) if a is not b and a != b]
+            rows, frags = list(old.rows), list(old.frags)
+            for i in changed:
+                rows[i], frags[i] = self._candidate_row(e, c, keys[i], cifras[i])
+            self._side.memo.append(("rows", (e.slug, k), [(i, rows[i], frags[i]) for i in changed]))
+        else:
+            rows, frags = [], []
+            for key, cif in zip(keys, cifras, strict=True):
+                row, frag = self._candidate_row(e, c, key, cif)
+                rows.append(row)
+                frags.append(frag)
+            if self.memo is not None:
+                self._side.memo.append(("rows", (e.slug, k), (rows, frags)))
+        return rows, frags
+
+    def _candidate_row(self, e: Eleccion, c: Contendiente, key: Any, cif: Cifras) -> tuple[dict[str, Any], str | None]:
+        v = sum(cif.columnas[i] for i in c.columnas)
+        if isinstance(key, str):
+            tipo, rid, nombre, html = "seccion", key, f"Sección {key}", self.url(f"{e.slug}/seccion/{key}/")
+        else:
+            tipo, rid, nombre = key
+            html = self.url(f"{e.slug}/{tipo}/{rid}/")
+        porcentaje = _num(pct(v, cif.total_votos))
+        row = {"tipo": tipo, "id": rid, "nombre": nombre, "votos": v, "porcentaje": porcentaje, "html": html}
+        try:
+            return row, candidate_row_min(row)
+        except NotPlain:
+            return row, None
+
+
+def _candidate_source(e: Eleccion, c: Contendiente) -> tuple[list[Any], list[Cifras], Cifras]:
+    """What a candidate's rows point to (unit (tipo, id, nombre) or section id), their figures, and the total."""
+    if c.unidad is None:
+        units = list(e.unidades.values())
+        return [(u.tipo, u.id, u.nombre) for u in units], [u.cifras for u in units], e.cifras
+    u = e.unidades[c.unidad]
+    return list(u.secciones), [s.cifras for s in u.secciones.values()], u.cifras
+
+
+def _row_cifras(e: Eleccion, c: Contendiente, key: Any) -> Cifras:
+    """The figures behind one row of _candidate_source."""
+    return e.unidades[c.unidad].secciones[key].cifras if c.unidad is not None else e.unidades[key[1]].cifras
+
+
+def _given(value: str | None) -> Callable[[], str]:
+    """The ``fast`` of Renderer._spliced for a list printed beforehand (None: it could not be)."""
+
+    def fast() -> str:
+        if value is None:
+            raise NotPlain("list")
+        return value
+
+    return fast
 
 
 def candidate_rows(rows: list[dict[str, Any]]) -> Markup:
@@ -756,13 +880,12 @@ def candidate_rows(rows: list[dict[str, Any]]) -> Markup:
     )
 
 
-def candidate_rows_min(rows: list[dict[str, Any]]) -> str:
-    """candidate_rows as minify-html prints them (see Renderer._spliced); NotPlain if it cannot tell."""
-    return "".join(
+def candidate_row_min(r: dict[str, Any]) -> str:
+    """One row of candidate_rows as minify-html prints it (see Renderer._spliced); NotPlain if it cannot tell."""
+    return (
         f'<tr><th scope=row><a href={attr(r["html"])}>{text(r["id"])} '
         f'{text(r["nombre"]) if r["tipo"] != "seccion" else ""}</a></th>'
         f'<td class=num>{fmt_int(r["votos"])}</td><td class=num>{fmt_pct_json(r["porcentaje"])}</td></tr>'
-        for r in rows
     )
 
 
@@ -798,6 +921,20 @@ class RenderMemo:
     def __init__(self) -> None:
         self.elections: dict[str, Eleccion] = {}
         self.signatures: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # Pieces of the last pages printed, each stored with what it was printed from and used only while
+        # that is unchanged (so, unlike the above, they hold whatever state is on disk), under one base path:
+        # (slug, unit id) -> section id -> (chunk, link in the unit JSON)
+        self.links: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {}
+        # (slug, unit id) -> (section ids, the unit page's list as section_list_min printed it, or None)
+        self.lists: dict[tuple[str, str], tuple[tuple[str, ...], str | None]] = {}
+        self.rows: dict[tuple[str, str], CandidateRows] = {}  # (slug, candidate clave) -> its rows
+        self.base: str | None = None
+
+    def printed_under(self, base: str) -> None:
+        """Forget the printed pieces if they were printed under another base path (every URL in them)."""
+        if base != self.base:
+            self.links, self.lists, self.rows = {}, {}, {}
+            self.base = base
 
     def unit(self, e: Eleccion, u: Unidad, sig: tuple[Any, ...]) -> dict[str, Seccion]:
         """The previous corte's sections of this unit, or nothing when anything besides actas changed."""
@@ -818,6 +955,23 @@ class RenderMemo:
         # A reference, not a copy: recording costs nothing per section.
         self.elections = {e.slug: e for e in elections}
         self.signatures = {(e.slug, u.id): unit_signature(e, u) for e in elections for u in e.unidades.values()}
+        # Units and candidates that are gone: their pieces would only take memory.
+        units = self.signatures.keys()
+        self.links = {k: v for k, v in self.links.items() if k in units}
+        self.lists = {k: v for k, v in self.lists.items() if k in units}
+        claves = {(e.slug, c.clave) for e in elections for c in e.contendientes}
+        self.rows = {k: v for k, v in self.rows.items() if k in claves}
+
+
+@dataclass
+class CandidateRows:
+    """A candidate's rows as last printed (see Renderer._candidate_rows), with what they were printed from."""
+
+    columnas: tuple[int, ...]
+    keys: list[Any]
+    cifras: list[Cifras]
+    rows: list[dict[str, Any]]
+    frags: list[str | None]
 
 
 class Written(NamedTuple):
@@ -829,15 +983,24 @@ class Written(NamedTuple):
 
 
 @dataclass
+class _Side:
+    """What rendering units or candidates leaves for the parent besides files (see Renderer._settle)."""
+
+    kept_pages: list[str] = field(default_factory=list)  # section pages kept as they are
+    kept_files: list[str] = field(default_factory=list)  # section chunks kept
+    memo: list[tuple[str, Any, Any]] = field(default_factory=list)  # printed pieces for the RenderMemo
+
+
+@dataclass
 class _WorkOut:
     results: list[tuple[list[tuple[str, bytes | Written]], Any]]
     state: dict[str, list[str]]
-    skipped: list[str]
-    kept: list[str]
+    side: _Side
     fast_pages: int
 
 
 _FORKED: Renderer | None = None  # the renderer a forked worker inherits
+_INHERITED: list[Any] = [None]  # see _work
 
 
 def _worker_signals() -> None:
@@ -856,10 +1019,12 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
     ei, method, keys = job
     r = _FORKED
     assert r is not None
-    r._in_worker = True
+    if _INHERITED[0] is None:
+        # The first job of this process holds the inherited copy of the whole state: freeing it here would
+        # write to every page it lies on.
+        _INHERITED[0] = r.state.entries
     r.state.entries = {}
-    r.skipped = []
-    r.kept_files = []
+    r._side = _Side()
     r.fast_pages = 0
     e = r.elections[ei]
     results = []
@@ -873,7 +1038,7 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
                 results.append((files, stop.value))
                 break
             files.append((path, Written(*r.direct(path, data)) if r.direct is not None else data))
-    return _WorkOut(results, r.state.entries, r.skipped, r.kept_files, r.fast_pages)
+    return _WorkOut(results, r.state.entries, r._side, r.fast_pages)
 
 
 def default_workers(elections: list[Eleccion]) -> int:

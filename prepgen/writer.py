@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,28 @@ class Writer:
         self.files[path] = prev
         self.unchanged += 1
         return True
+
+    def keep_many(self, paths: list[str]) -> None:
+        """keep() for many files at once, none of which may be missing from the previous build.
+
+        A warm national corte keeps ~206,000 pages: one C-level update instead of a call per page. Two
+        outputs on one path are still refused: the files grew by fewer entries than were kept.
+        """
+        files = self.files
+        before = len(files)
+        try:
+            files.update(zip(paths, map(self.previous.__getitem__, paths), strict=True))
+        except KeyError as missing:
+            raise BuildError(f"{missing.args[0]}: kept from the previous build, which does not have it") from None
+        if len(files) != before + len(paths):
+            # Dicts keep insertion order: the first `before` paths were there already.
+            earlier = set(itertools.islice(files, before))
+            seen: set[str] = set()
+            for path in paths:
+                if path in earlier or path in seen:
+                    self._claim(path)  # raises: it is in the files
+                seen.add(path)
+        self.unchanged += len(paths)
 
     def can_keep(self, path: str) -> bool:
         return path in self.previous
