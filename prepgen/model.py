@@ -589,7 +589,7 @@ def _contenders(
     combos = {i: ps for i, ps in enumerate(col_parties) if len(ps) > 1}
     key = (
         tuple(data.vote_columns), data.multi_entidad,
-        tuple((c.line, c.unidad, c.codigo, c.nombre) for c in cands),
+        tuple((c.line, c.entidad, c.unidad, c.codigo, c.nombre) for c in cands),
     )
     old = memo.ballots.get(data.codigo) if memo is not None else None
     before = old[1] if old is not None and old[0] == key else {}
@@ -617,6 +617,14 @@ def _contenders(
         warn.append(f"{data.archivo}: no candidaturas file; contenders derived from the vote columns")
     by_unit: dict[str | None, list[Contendiente]] = {}
     if not per_unit:
+        if data.multi_entidad and {c.entidad for c in cands} - {None, "0"}:
+            # One set per entity (Senadurías) in a national election: any one state's names would be wrong in
+            # every other state, so the nationwide contenders are labelled by party or coalition instead.
+            cands = [replace(c, nombre="", suplente="") for c in cands if not _fold_pseudo(c.nombre)]
+            warn.append(
+                f"{data.archivo_candidaturas}: candidaturas are given per entity; their names are not shown at "
+                "national level (contenders are labelled by party or coalition)"
+            )
         by_unit[None] = contenders(
             None, "the state", state,
             lambda w: _contenders_from_rows(cands, parties, None, data, w)
@@ -625,13 +633,20 @@ def _contenders(
         )
         all_contenders = by_unit[None]
     else:
-        rows_of: dict[str, list[Candidatura]] = {}
+        # District numbers repeat in every state: in a multi-entity election a row belongs to (entity, district)
+        # (a row with no entity matches no unit). Single-entity files key by the district alone, as they always did.
+        rows_of: dict[tuple[str | None, str], list[Candidatura]] = {}
         for c in cands:
-            rows_of.setdefault(_norm_unit(c.unidad or ""), []).append(c)
+            ent = c.entidad if data.multi_entidad else ""  # the reader normalised it like unit ids
+            rows_of.setdefault((ent, _norm_unit(c.unidad or "")), []).append(c)
         all_contenders = []
         for u in sorted(unidades.values(), key=lambda x: x.id):
-            raw_uid = u.id.rsplit("-", 1)[-1] if data.multi_entidad else u.id
-            rows = rows_of.get(_norm_unit(raw_uid))
+            if data.multi_entidad:
+                u_ent, _, raw_uid = u.id.rpartition("-")
+                where = (_norm_unit(u_ent), _norm_unit(raw_uid))
+            else:
+                where = ("", _norm_unit(u.id))
+            rows = rows_of.get(where)
             label = f"{data.geo_tipo} {u.id}"
             if not rows and not u.pseudo:
                 warn.append(f"{data.archivo}: no candidaturas for {label}; contenders derived from the vote columns")

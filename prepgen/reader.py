@@ -172,6 +172,9 @@ class Candidatura:
     codigo: str  # PARTIDO_CI, e.g. "SUM-PAN-PRI-PRD", "MOR", "CI1", "CNR"
     nombre: str
     suplente: str = ""
+    # ID_ESTADO as an int string (like unidad), None when the file has no entity column: in a federal
+    # election district numbers repeat in every state, so (entidad, unidad) is what names a district.
+    entidad: str | None = None
 
 
 @dataclass
@@ -805,6 +808,7 @@ def _read_candidaturas(f: _File) -> list[Candidatura]:
         )
     unit_col = next((c for c in header if c.startswith("ID_") and c not in ("ID_ENTIDAD",)), None)
     sup_col = "CANDIDATURA_SUPLENTE" if "CANDIDATURA_SUPLENTE" in idx else None
+    ent_col = "ID_ENTIDAD" if "ID_ENTIDAD" in idx else None
     out = []
     for n, row in _records(lines[head_at + 1 :], head_at + 2, delim):
         if not row or not any(c.strip() for c in row):
@@ -818,6 +822,10 @@ def _read_candidaturas(f: _File) -> list[Candidatura]:
         if unit_col:
             u = _clean(row[idx[unit_col]])
             unidad = u.lstrip("0") or "0" if u.isdigit() else u
+        entidad = None
+        if ent_col:
+            e = _clean(row[idx[ent_col]])
+            entidad = (e.lstrip("0") or "0" if e.isdigit() else e) or None
         out.append(
             Candidatura(
                 line=n,
@@ -825,6 +833,7 @@ def _read_candidaturas(f: _File) -> list[Candidatura]:
                 codigo=code,
                 nombre=" ".join(_clean(row[idx[name_col]]).split()),
                 suplente=" ".join(_clean(row[idx[sup_col]]).split()) if sup_col else "",
+                entidad=entidad,
             )
         )
     return out
