@@ -188,6 +188,7 @@ class Renderer:
         }
         self.state.fingerprint = self._fingerprint()
         self.fast_pages = 0  # section pages written by fastpage (the rest went through jinja2 + minify-html)
+        self._pool: Any = None  # the render processes of this build (see _worker_pool)
         sources = [self.env.loader.get_source(self.env, n)[0] for n in TEMPLATE_NAMES]  # type: ignore[union-attr]
         self._fast_ok = templates_digest(sources) == TEMPLATES_SHA256
         self._fast: SectionPage | None = None
@@ -277,26 +278,46 @@ class Renderer:
                 side, self._side = self._side, _Side()
                 self._settle(e, side)
             return results
-        self._fast_section()  # build it once here so every worker inherits it
+        pool = self._worker_pool()
         ei = self.elections.index(e)
-        global _FORKED
-        _FORKED = self
-        ctx = multiprocessing.get_context("fork")
         # Chunks of keys: a unit is ~1 ms of work; fewer round trips, still a fair split over two cores.
         size = max(1, min(64, len(keys) // (self.workers * 8)))
         chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
-        try:
-            with ctx.Pool(self.workers, initializer=_worker_signals) as pool:
-                for out in pool.imap(_work, [(ei, method, chunk) for chunk in chunks]):
-                    for files, result in out.results:
-                        yield from files
-                        results.append(result)
-                    self.state.entries.update(out.state)
-                    self.fast_pages += out.fast_pages
-                    self._settle(e, out.side)
-        finally:
-            _FORKED = None
+        for out in pool.imap(_work, [(ei, method, chunk) for chunk in chunks]):
+            for files, result in out.results:
+                yield from files
+                results.append(result)
+            self.state.entries.update(out.state)
+            self.fast_pages += out.fast_pages
+            self._settle(e, out.side)
         return results
+
+    def _worker_pool(self) -> Any:
+        """The render processes, forked once per build (render() ends them).
+
+        Forking a ~3 GB parent costs ~0.3 s of page-table copying a time, and every new worker takes the
+        copy-on-write faults on the model again: six pools a national build (units and candidates of three
+        elections) paid that six times. The workers see this renderer as it was at the fork: the models,
+        the static paths and the section page printer are all in place by then, and the parent's later
+        in-place memo updates (``_settle``) only concern units and candidates already rendered; a memo
+        piece is checked against what it was printed from before use, so a stale one is only a miss.
+        """
+        if self._pool is None:
+            self._fast_section()  # built once here so every worker inherits it
+            global _FORKED
+            _FORKED = self
+            try:
+                # Pool() forks its workers before returning: after that they hold their own reference.
+                self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_worker_signals)
+            finally:
+                _FORKED = None
+        return self._pool
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()  # idle by now, or the build failed: either way nothing is left to wait for
+            pool.join()
 
     def _settle(self, e: Eleccion, side: _Side) -> None:
         """Claim in bulk what units or candidates kept, and take their printed pieces into the memo."""
@@ -423,9 +444,12 @@ class Renderer:
     def render(self) -> Iterator[tuple[str, bytes | Written]]:
         yield from self._static_files()
         summaries = []
-        for e in self.elections:
-            epath, summary = yield from self._election(e)
-            summaries.append((e, epath, summary))
+        try:
+            for e in self.elections:
+                epath, summary = yield from self._election(e)
+                summaries.append((e, epath, summary))
+        finally:
+            self._close_pool()
         self._drop_gone_sections()
         main = {
             "version": 1,
