@@ -558,11 +558,15 @@ def test_build_leftovers_wait_until_the_corte_is_live(
             and p.relative_to(build).as_posix() not in listed
         )
 
+    early: list[dict[str, str] | None] = []
+
     def spying_publish(*args: Any, **kwargs: Any) -> Any:
         seen.append((gc.get_freeze_count(), on_disk_not_in_manifest()))
+        early.append(kwargs.get("early"))
         return real_publish(*args, **kwargs)
 
     monkeypatch.setattr(watch_module, "publish", spying_publish)
+    monkeypatch.setenv("PREPGEN_EARLY_UPLOADS", "1")
     gc.unfreeze()
     drop(inbox, CAMPECHE[1])
     drop(inbox, CAMPECHE[2])
@@ -579,3 +583,30 @@ def test_build_leftovers_wait_until_the_corte_is_live(
     assert seen[0][1] == 0 and seen[1][1] > 0
     assert on_disk_not_in_manifest() == 0
     assert gc.get_freeze_count() == 0
+    # The second corte's new JSON went up while it was built (the first had no live record to diff with).
+    assert early[0] is None and early[1] and all(p.startswith("json/") for p in early[1])
+
+
+def test_early_uploads_are_opt_in_and_need_the_live_record(
+    site: tuple[str, str, Bucket], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prepgen.publish import EarlyUploads, LiveRecord
+    from prepgen.watch import Engine
+
+    target, endpoint, _ = site
+    engine = Engine(make_op(tmp_path, target, endpoint))
+    monkeypatch.delenv("PREPGEN_EARLY_UPLOADS", raising=False)
+    engine.live = LiveRecord(engine.storage().description, "20210607_1320", "0" * 64, {})
+    assert engine.early_uploads() is None  # off by default
+    monkeypatch.setenv("PREPGEN_EARLY_UPLOADS", "1")
+    engine.live = None
+    assert engine.early_uploads() is None  # nothing known about the target yet
+    engine.live = LiveRecord(engine.storage().description, "20210607_1320", "0" * 64, {})
+    early = engine.early_uploads()
+    assert isinstance(early, EarlyUploads)
+    early.abort()
+    engine.live = LiveRecord("s3://another-bucket/site", "20210607_1320", "0" * 64, {})
+    assert engine.early_uploads() is None  # a record of another target says nothing about this one
+    engine.live = LiveRecord(engine.storage().description, "20210607_1320", "0" * 64, {})
+    monkeypatch.setenv("PREPGEN_EARLY_UPLOADS", "0")
+    assert engine.early_uploads() is None
