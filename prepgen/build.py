@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
 import time
@@ -221,17 +222,19 @@ def build_model(
         memo=cache.render if cache else None, direct=writer.put, keep_many=writer.keep_many,
     )
     pages = 0
-    for done, (path, data) in enumerate(renderer.render(), start=1):
-        if isinstance(data, Written):
-            writer.record(path, *data)
-        else:
-            writer.write(path, data)
-        if on_file is not None:
-            on_file(path, writer.files[path])
-        if path.endswith(".html"):
-            pages += 1
-        if tick and done % 200 == 0:
-            tick(200)
+    # Closed on the way out even when the Writer refuses a file: the renderer's worker pool ends with it.
+    with contextlib.closing(renderer.render()) as files:
+        for done, (path, data) in enumerate(files, start=1):
+            if isinstance(data, Written):
+                writer.record(path, *data)
+            else:
+                writer.write(path, data)
+            if on_file is not None:
+                on_file(path, writer.files[path])
+            if path.endswith(".html"):
+                pages += 1
+            if tick and done % 200 == 0:
+                tick(200)
     timings["render"] = time.perf_counter() - t
     if progress:
         progress("render", timings["render"])

@@ -138,6 +138,7 @@ def test_render_workers_die_on_sigterm_under_a_handler_that_does_not() -> None:
             except StopIteration as stop:
                 seen = stop.value
                 break
+        r._close_pool()  # as render() does at the end of a build: terminate() its workers
     finally:
         watchdog.cancel()
         signal.signal(signal.SIGTERM, previous)
