@@ -297,26 +297,36 @@ class Engine:
         state["pendiente"] = None
         self.wd.save(state)
         built = None
-        early = None
         try:
             pkg, elections, timings = modelled or load_and_model(package, cache=self.cache)
-            early = self.early_uploads()
-            built = build_model(
-                pkg, elections, timings, self.wd.build, self.options(state), cache=self.cache, deferred=True,
-                on_file=early.offer if early else None,
-            )
+            built, early = self.build(pkg, elections, timings, state)
             state["construyendo"] = False
             state["pendiente"] = pending
             self.wd.save(state)
             return built, self.publish_pending(state, built.manifest, early.finish() if early else None)
         except BaseException:
-            if early is not None:
-                early.abort()
             if built is not None:
                 built.cleanup()
             else:
                 release_heap(collect=True)
             raise
+
+    def build(
+        self, package: Any, elections: list[Any], timings: dict[str, float], state: dict[str, Any]
+    ) -> tuple[BuildResult, EarlyUploads | None]:
+        """Build a modelled package into build/ (leftovers deferred, see build_model), with the early uploads
+        under way if they are on: the caller hands ``early.finish()`` to publish_pending."""
+        early = self.early_uploads()
+        try:
+            built = build_model(
+                package, elections, timings, self.wd.build, self.options(state), cache=self.cache, deferred=True,
+                on_file=early.offer if early else None,
+            )
+        except BaseException:
+            if early is not None:
+                early.abort()
+            raise
+        return built, early
 
     def early_uploads(self) -> EarlyUploads | None:
         """Uploads of the next build's new content-addressed files as they are written (None when the
@@ -777,17 +787,9 @@ class Watcher:
         state["construyendo"] = True
         state["pendiente"] = None
         self.wd.save(state)
-        early = self.engine.early_uploads()
         try:
-            built = build_model(
-                package, elections, modelled[2], self.wd.build, self.engine.options(state), cache=self.engine.cache,
-                deferred=True, on_file=early.offer if early else None,
-            )
-        except BaseException as exc:
-            if early is not None:
-                early.abort()
-            if not isinstance(exc, BuildError):
-                raise
+            built, early = self.engine.build(package, elections, modelled[2], state)
+        except BuildError as exc:
             release_heap(collect=True)
             state["construyendo"] = False
             self.wd.save(state)
