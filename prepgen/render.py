@@ -199,6 +199,7 @@ class Renderer:
         for path in paths:
             if not self.reuse(path):
                 raise RuntimeError(f"{path}: a file found reusable could not be kept")
+
     def url(self, path: str) -> str:
         return self.base + path.lstrip("/")
 
