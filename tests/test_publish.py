@@ -31,7 +31,9 @@ from prepgen.publish import (
     Storage,
     StorageError,
     _check_key,
+    _make_archive,
     _read_archive,
+    _run_pool,
     list_cortes,
     publish,
     rollback,
@@ -669,6 +671,58 @@ def test_resumed_publish_archives_every_page_of_the_corte(tmp_path: Path) -> Non
     # Byte for byte the archive an uninterrupted publish makes (members in path order either way).
     publish(build, DirStorage(fresh))
     assert (fresh / record_key(C2, "paginas.tar.gz")).read_bytes() == reader.get(record_key(C2, "paginas.tar.gz"))
+
+
+def test_archive_is_the_tar_that_tarfile_writes(tmp_path: Path) -> None:
+    """The hand-made member headers are tarfile's ustar bytes, and what ustar cannot hold (a path over 100
+    bytes) takes tarfile's pax route, so rollback's reader gets every (path, sha) back."""
+    import io
+    import random
+    import tarfile
+
+    rng = random.Random(5)
+    paths = ["index.html", "dip-fed/seccion/01-01-0001/index.html", "a" * 99, "ñandú/índice.html", "x/" * 60 + "y"]
+    members = []
+    for n in range(120):
+        data = rng.randbytes(rng.choice([0, 1, 511, 512, 513, rng.randint(0, 9000)]))
+        members.append((f"{rng.choice(paths)}{n}", sha(data), data))
+    members.sort()
+    short = [m for m in members if len(m[0].encode()) <= 100]
+    assert 0 < len(short) < len(members)
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for path, digest, data in short:
+            info = tarfile.TarInfo(f"{digest}/{path}")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    assert gzip.decompress(_make_archive(short)) == expected.getvalue()
+    assert _read_archive(_make_archive(members)) == {(path, digest): data for path, digest, data in members}
+    assert _read_archive(_make_archive([])) == {}
+
+
+def test_upload_pool_runs_every_job_once_and_stops_at_the_first_failure() -> None:
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def job(path: str, fail: bool = False) -> Callable[[], None]:
+        def run() -> None:
+            if fail:
+                raise PublishError(f"{path} failed")
+            with lock:
+                ran.append(path)
+
+        return run
+
+    done: list[str] = []
+    _run_pool(None, [(f"p{n}", job(f"p{n}")) for n in range(500)], 8, done.append)  # type: ignore[arg-type]
+    assert sorted(ran) == sorted(done) == sorted(f"p{n}" for n in range(500))
+    ran.clear()
+    jobs = [(f"p{n}", job(f"p{n}", fail=n == 3)) for n in range(5000)]
+    with pytest.raises(PublishError, match="p3 failed"):
+        _run_pool(None, jobs, 1, lambda path: None)  # type: ignore[arg-type]
+    assert ran == ["p0", "p1", "p2"]  # one thread: nothing handed out after the failure
+    with pytest.raises(PublishError, match="p3 failed"):
+        _run_pool(None, jobs, 16, lambda path: None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("key", ["", "/a", "a//b", "a/", "./a", "a/./b", "../a", "a/..", "a\\b", ".", ".."])
