@@ -165,11 +165,13 @@ class Writer:
         metadir.mkdir(exist_ok=True)
         for name, data in extra.items():
             (metadir / name).write_bytes(data)
-        files = self.files
-        # Sorting the keys alone: comparing (path, entry) tuples cost ~1 s at 216,000 files.
-        manifest = {"version": 1, **meta, "files": {path: files[path] for path in sorted(files)}}
+        # In memory the files stay in the order they were rendered (readers look paths up; whoever needs
+        # an order sorts); on disk orjson sorts the keys: sorting 216,000 paths and rebuilding the dict in
+        # Python cost ~0.5 s of every national corte.
+        manifest = {"version": 1, **meta, "files": self.files}
         tmp = metadir / "manifest.json.tmp"
-        tmp.write_bytes(orjson.dumps(manifest))  # compact: 216,000 entries nationally, rewritten every corte
+        # Compact: 216,000 entries nationally, rewritten every corte.
+        tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS))
         os.replace(tmp, metadir / "manifest.json")  # last: a build is complete once its manifest exists
         self._marker.unlink(missing_ok=True)
         return manifest
