@@ -7,6 +7,7 @@ then the corte's record under ``_prepgen/cortes/<corte_id>/`` (its manifest last
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -202,7 +203,7 @@ class S3Storage:
             # mtime=0: identical input gives identical bytes, so ETags stay stable across republishes.
             # Level 1 for the hinted ones (the record manifest, on the path to the pointer: 42 MB of
             # JSON in ~0.4 s instead of ~0.9 s at 6, and 6 % larger); 6 for what readers download.
-            data = gzip.compress(data, compresslevel=1 if compress else 6, mtime=0)
+            data = _gzip_hinted(data) if compress else gzip.compress(data, compresslevel=6, mtime=0)
             headers["Content-Encoding"] = "gzip"
             sha256 = None
         putter = self._get_putter(key)
@@ -231,6 +232,14 @@ class S3Storage:
     def barrier(self) -> None:
         # A PUT that returned 200 is durable on S3: nothing to flush.
         pass
+
+
+@functools.lru_cache(maxsize=1)
+def _gzip_hinted(data: bytes) -> bytes:
+    """gzip level 1 of an object put with ``compress=True``: the publish makes the record manifest's while
+    the pages upload (a national one is ~0.4 s of zlib), so the put between the last page and the pointer
+    finds it done. Keyed by the bytes object (its hash is computed once and kept)."""
+    return gzip.compress(data, compresslevel=1, mtime=0)
 
 
 def _client_error_text(exc: Any) -> str:
@@ -953,6 +962,8 @@ def publish(
         record = {k: v for k, v in manifest.items() if k != "files"}
         record["files"] = record_files
         manifest_data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        if isinstance(storage, S3Storage):
+            _gzip_hinted(manifest_data)  # see _write_record: stored gzip-encoded
         # The archive waits on the page uploads (same path order), so the JSON above goes first.
         ours.sort()
         archive = _make_archive(archive_members(ours))
