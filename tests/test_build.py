@@ -277,6 +277,29 @@ def test_rebuild_same_package_writes_nothing(tmp_path: Path) -> None:
     assert " 0 written" in result.output
 
 
+def test_a_rebuild_restores_folders_removed_by_hand(tmp_path: Path) -> None:
+    """The writer skips creating the folders of files the previous build had: when one was removed by hand
+    anyway, its changed page still gets written (and an unchanged one comes back)."""
+    import shutil
+
+    out = tmp_path / "out"
+    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(out)).exit_code == 0
+    before = orjson.loads((out / ".prepgen" / "manifest.json").read_bytes())["files"]
+    assert run("-q", "build", str(CAMPECHE[2]), "-o", str(out)).exit_code == 0
+    after = orjson.loads((out / ".prepgen" / "manifest.json").read_bytes())["files"]
+    changed = sorted(p for p in before if p.endswith("/index.html") and p in after and before[p] != after[p])
+    assert changed
+    # Back to the first corte with one changed page's folder and one whole unit folder gone.
+    shutil.rmtree((out / changed[0]).parent)
+    unit = (out / changed[-1]).parent.parent
+    shutil.rmtree(unit)
+    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(out)).exit_code == 0
+    files = orjson.loads((out / ".prepgen" / "manifest.json").read_bytes())["files"]
+    assert files == before
+    wrong = [p for p, e in files.items() if hashlib.sha256((out / p).read_bytes()).hexdigest() != e["sha256"]]
+    assert wrong == []
+
+
 def test_a_build_that_dies_half_way_does_not_poison_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
