@@ -740,9 +740,10 @@ def _tar_header(sha: str, path: str, size: int) -> bytes:
     hand: tarfile's TarInfo and pax header for every page were ~2 CPU-s of a national corte's publish,
     most of it holding the GIL the upload threads need. Same bytes as tarfile's ustar format: a name over
     100 bytes is split into prefix (the sha) and name (the path); what does not fit that (a path over 100
-    bytes, a size over 8 GiB) gets tarfile's pax header instead."""
-    name = path.encode("utf-8")
-    if len(name) > 100 or size >= 8**11 or len(sha) > 155 or not sha.isascii():
+    bytes or not ASCII, a size over 8 GiB) gets tarfile's pax header instead."""
+    # A non-ASCII path goes the pax way as before (its name in UTF-8 whatever the reader's locale).
+    name = path.encode("ascii", "replace")
+    if len(name) > 100 or size >= 8**11 or len(sha) > 155 or not (sha.isascii() and path.isascii()):
         info = tarfile.TarInfo(f"{sha}/{path}")
         info.size = size
         info.mode = 0o644
