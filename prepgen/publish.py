@@ -523,7 +523,6 @@ class _Target:
 
 
 def _run_pool(
-    target: _Target,
     jobs: list[tuple[str, Callable[[], None]]],
     threads: int,
     on_done: Callable[[str], None],
@@ -982,7 +981,7 @@ def publish(
         return _Record(archive, manifest_data, record_files, skipped_bytes)
 
     def phase(cls: str) -> None:
-        _run_pool(t, [(path, site_job(path)) for path in jobs_of[cls]], threads, confirmed)
+        _run_pool([(path, site_job(path)) for path in jobs_of[cls]], threads, confirmed)
 
     finished = False
     archiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepgen-record")
@@ -1232,7 +1231,7 @@ def rollback(
         entry = pages[path]
         return lambda: t.put(path, contents[path], entry["type"], CACHE_CONTROL[PAGE])
 
-    _run_pool(t, [(p, job(p)) for p in sorted(pages)], threads, done)
+    _run_pool([(p, job(p)) for p in sorted(pages)], threads, done)
     t.barrier()
     t.put(POINTER_PATH, pointer, "application/json", CACHE_CONTROL[POINTER])
     t.barrier()

@@ -714,15 +714,15 @@ def test_upload_pool_runs_every_job_once_and_stops_at_the_first_failure() -> Non
         return run
 
     done: list[str] = []
-    _run_pool(None, [(f"p{n}", job(f"p{n}")) for n in range(500)], 8, done.append)  # type: ignore[arg-type]
+    _run_pool([(f"p{n}", job(f"p{n}")) for n in range(500)], 8, done.append)
     assert sorted(ran) == sorted(done) == sorted(f"p{n}" for n in range(500))
     ran.clear()
     jobs = [(f"p{n}", job(f"p{n}", fail=n == 3)) for n in range(5000)]
     with pytest.raises(PublishError, match="p3 failed"):
-        _run_pool(None, jobs, 1, lambda path: None)  # type: ignore[arg-type]
+        _run_pool(jobs, 1, lambda path: None)
     assert ran == ["p0", "p1", "p2"]  # one thread: nothing handed out after the failure
     with pytest.raises(PublishError, match="p3 failed"):
-        _run_pool(None, jobs, 16, lambda path: None)  # type: ignore[arg-type]
+        _run_pool(jobs, 16, lambda path: None)
 
 
 @pytest.mark.parametrize("key", ["", "/a", "a//b", "a/", "./a", "a/./b", "../a", "a/..", "a\\b", ".", ".."])
