@@ -189,6 +189,7 @@ class Renderer:
         self.state.fingerprint = self._fingerprint()
         self.fast_pages = 0  # section pages written by fastpage (the rest went through jinja2 + minify-html)
         self._pool: Any = None  # the render processes of this build (see _worker_pool)
+        self._unsettled: list[tuple[Eleccion, dict[str, Any], _Side]] = []  # see _map
         sources = [self.env.loader.get_source(self.env, n)[0] for n in TEMPLATE_NAMES]  # type: ignore[union-attr]
         self._fast_ok = templates_digest(sources) == TEMPLATES_SHA256
         self._fast: SectionPage | None = None
@@ -288,9 +289,11 @@ class Renderer:
             for files, result in out.results:
                 yield from files
                 results.append(result)
-            self.state.entries.update(out.state)
             self.fast_pages += out.fast_pages
-            self._settle(e, out.side)
+            # Applied once the workers are gone (render() closes the pool): while they live, the parent's
+            # pages are shared copy-on-write with them, and updating the state, the memo and the Writer's
+            # files in place here faulted and copied them, on the cores the workers render on.
+            self._unsettled.append((e, out.state, out.side))
         return results
 
     def _worker_pool(self) -> Any:
@@ -299,9 +302,8 @@ class Renderer:
         Forking a ~3 GB parent costs ~0.3 s of page-table copying a time, and every new worker takes the
         copy-on-write faults on the model again: six pools a national build (units and candidates of three
         elections) paid that six times. The workers see this renderer as it was at the fork: the models,
-        the static paths and the section page printer are all in place by then, and the parent's later
-        in-place memo updates (``_settle``) only concern units and candidates already rendered; a memo
-        piece is checked against what it was printed from before use, so a stale one is only a miss.
+        the static paths and the section page printer are all in place by then; what the workers send back
+        for the memo, the section state and the Writer is applied after they are gone (see _map).
         """
         if self._pool is None:
             self._fast_section()  # built once here so every worker inherits it
@@ -451,6 +453,10 @@ class Renderer:
                 summaries.append((e, epath, summary))
         finally:
             self._close_pool()
+        for e, entries, side in self._unsettled:
+            self.state.entries.update(entries)
+            self._settle(e, side)
+        self._unsettled.clear()
         self._drop_gone_sections()
         main = {
             "version": 1,
