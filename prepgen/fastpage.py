@@ -1,13 +1,15 @@
-"""The section page of the bundled zocalo theme, written straight to its minified bytes.
+"""The section, unit and candidate pages of the bundled zocalo theme, written straight to minified bytes.
 
 A national build has ~213,000 section pages. Through jinja2 + minify-html each costs ~1.5 ms (half of it
 the minifier re-parsing what the template just printed); this module writes the same bytes directly, in
-~0.1 ms. It is an optimisation of one template, not a second theme:
+~0.1 ms. The ~1,900 unit and candidate pages are rebuilt every corte: their shells (the page around the
+long list that render.py prints and splices in) come from here too. It is an optimisation of three
+templates, not a second theme:
 
-* it is used only while ``seccion.html``, ``base.html`` and ``_macros.html`` resolve to exactly the sources
-  it was written from (:data:`TEMPLATES_SHA256`); a theme that overrides any of them, or an edited template,
-  renders through jinja2 + minify-html as before (tests/test_render_fast.py tells whoever edits the
-  templates to update this module and the hash);
+* a page kind is printed here only while ``<kind>.html``, ``base.html`` and ``_macros.html`` resolve to
+  exactly the sources it was written from (:data:`TEMPLATES_SHA256`); a theme that overrides any of them,
+  or an edited template, renders through jinja2 + minify-html as before (tests/test_render_fast.py tells
+  whoever edits the templates to update this module and the hash);
 * every value it prints must be "plain" (no characters that minify-html would re-encode, no whitespace it
   would collapse, no empty attribute it would drop); otherwise :class:`NotPlain` is raised and the caller
   renders that page through jinja2 + minify-html. So the bytes are those of the reference path by
@@ -29,10 +31,17 @@ from typing import Any
 
 from .model import pct
 
-# sha256 over the three template sources (seccion.html, base.html, _macros.html, in that order, joined by
-# NUL) that this module reproduces.
-TEMPLATES_SHA256 = "801d2bbe096fd41d5657a9254aa4e9854e1103ec7f43eba540d6e2599a58ce87"
-TEMPLATE_NAMES = ("seccion.html", "base.html", "_macros.html")
+# Per page kind, sha256 over the template sources this module reproduces (template_names(kind), in that
+# order, joined by NUL).
+TEMPLATES_SHA256 = {
+    "seccion": "801d2bbe096fd41d5657a9254aa4e9854e1103ec7f43eba540d6e2599a58ce87",
+    "ambito": "fd6f53bfdabe8767d7fcc0a168a71adf909a9374e641d8fe2310f328765c695b",
+    "candidatura": "b37208f51c19ba254895f0018e3fb61b23c585873de0562b4c3a6e86caf35e3c",
+}
+
+
+def template_names(kind: str) -> tuple[str, str, str]:
+    return (f"{kind}.html", "base.html", "_macros.html")
 
 _UNQUOTED = re.compile(r"[^\s\"'=<>`&]+")
 # Has a space and nothing minify-html would re-encode; single quotes stay as they are inside double quotes.
@@ -87,16 +96,24 @@ def _party_class(partidos: list[str] | tuple[str, ...]) -> str:
     return "p-" + (partidos[0] if partidos else "x").lower()
 
 
-class SectionPage:
-    """Writes zocalo's section page. One per renderer; ``unit()`` once per unit, ``page()`` per section."""
+class FastPages:
+    """Writes zocalo's pages. One per renderer; for section pages ``unit()`` once per unit and ``page()`` per
+    section; ``shell()`` for a unit or candidate page around its list."""
 
     def __init__(
         self, *, base: str, titulo: str, institucion: str, static: dict[str, str], csp: str, legend: str,
-        url: Callable[[str], str],
+        url: Callable[[str], str], aviso: str | None = None, final: bool = False, final_texto: str = "",
     ) -> None:
         self.url = url
         self.base = attr(base)
         titulo = text(titulo)
+        # base.html's aviso block (section pages leave it out): None when a text is not plain.
+        try:
+            self.banners: str | None = (
+                f'<div class="aviso aviso-final" role=status>{text_or_empty(final_texto)}</div>' if final else ""
+            ) + (f"<div class=aviso role=alert>{text(aviso)}</div>" if aviso else "")
+        except NotPlain:
+            self.banners = None
         self.head = (
             "<!doctype html><html lang=es-MX><meta charset=utf-8>"
             '<meta content="width=device-width,initial-scale=1" name=viewport>'
@@ -114,7 +131,7 @@ class SectionPage:
             f'<nav aria-label="Migas de pan" class=migas><a href={self.base}>Inicio</a> › '
         )
         self.footer_a = (
-            f"</tbody></table></div></main><footer class=pie><p><strong>{text(legend)}</strong></p>"
+            f"</main><footer class=pie><p><strong>{text(legend)}</strong></p>"
             "<p>Fuente: Programa de Resultados Electorales Preliminares (PREP) de "
             f"{text(institucion)}. Corte: "
         )
@@ -209,7 +226,70 @@ class SectionPage:
                 "</span></td><td>", text_or_empty(a["obs"]), "</td><td class=sha><code>",
                 text_or_empty(a["sha"]), "</code></td></tr>",
             ]
-        out += [self.footer_a, texto, self.footer_b, attr(json_url), self.footer_c]
+        out += ["</tbody></table></div>", self.footer_a, texto, self.footer_b, attr(json_url), self.footer_c]
+        return "".join(out).encode()
+
+    def shell(self, kind: str, ctx: dict[str, Any], hole: str) -> bytes:
+        """A unit (``ambito``) or candidate (``candidatura``) page with ``hole`` where its list goes; ``ctx``
+        is what the template gets."""
+        if self.banners is None:
+            raise NotPlain("aviso")
+        e, p, corte = ctx["e"], ctx["p"], ctx["corte"]
+        nombre_e = text(e.nombre)
+        texto = text(corte.texto)
+        if kind == "ambito":
+            u = ctx["u"]
+            tipo, uid, unombre = text(u.tipo.capitalize()), text(u.id), text(u.nombre)
+            title = f"{nombre_e} · {tipo} {uid} {unombre}"
+            miga = f"{tipo} {uid}"
+        else:
+            c = ctx["c"]
+            title = f"{text(c.nombre)} · {nombre_e}"
+            miga = text(c.nombre)
+        out = [
+            self.head, title, self.title_end,
+            "<meta content=", qattr(f"Resultados preliminares (PREP) · corte {texto}"), " name=description>",
+            self.links,
+            "<body data-corte-texto=", qattr(texto), " data-base=", self.base, " data-corte=", attr(corte.id),
+            " data-ultimo=", attr(ctx["current"].id), ">",
+            self.header, "<a href=", attr(self.url(e.slug + "/")), ">", nombre_e, "</a> › <span>", miga,
+            "</span></nav></header>", self.banners,
+            '<div class="aviso aviso-js" hidden id=aviso-js role=alert></div><main id=contenido>'
+            "<p class=corte>Corte de información: <time datetime=", attr(corte.iso), ">", texto,
+            "</time> <span class=corte-js hidden id=corte-js></span></p><h1>",
+        ]
+        if kind == "ambito":
+            out += [nombre_e, " · <span class=tipo>", tipo]
+            out += ["</span> ", unombre] if u.nombre.startswith(u.id) else [" ", uid, "</span> ", unombre]
+            out.append("</h1>")
+            _avance(out, p["actas"])
+            out += [
+                "<dl class=cifras><div><dt>Lista nominal de actas contabilizadas</dt><dd>", _n(p["lista_nominal"]),
+                "</dd></div><div><dt>Participación ciudadana</dt><dd>", _pctj(p["participacion"]),
+                "</dd></div><div><dt>Total de votos</dt><dd>", _n(p["total_votos"]), "</dd></div></dl>",
+            ]
+            _resultados(out, p, f"Votos por candidatura · {text(u.tipo)} {uid} · corte {texto}")
+            out += ["<h2>Secciones</h2><ul class=secciones>", hole, "</ul>"]
+        else:
+            partidos = p["partidos"]
+            out += [
+                miga, ' <small><span class="chip ', attr(_party_class(partidos)), '">',
+                text_or_empty(" · ".join(partidos)), "</span></small></h1><p class=nota>", nombre_e,
+            ]
+            amb = p["ambito"]
+            if amb:
+                out += [" · ", text(amb["tipo"].capitalize()), " ", text(amb["id"]), " ", text(amb["nombre"])]
+            ambitos = p["ambitos"]
+            out += [
+                ". Recibe los votos de las columnas ", text(", ".join(p["columnas"])), ".</p>"
+                "<dl class=cifras><div><dt>Votos</dt><dd>", _n(p["votos"]),
+                "</dd></div><div><dt>Porcentaje</dt><dd>", _pctj(p["porcentaje"]), "</dd></div></dl>"
+                "<table class=resultados><caption>Votos de ", miga, " por ",
+                text(ambitos[0]["tipo"]) if ambitos else "ámbito", " · corte ", texto,
+                "</caption><thead><tr><th scope=col>Ámbito</th><th class=num scope=col>Votos</th>"
+                "<th class=num scope=col>%</th></tr></thead><tbody>", hole, "</tbody></table>",
+            ]
+        out += [self.footer_a, texto, self.footer_b, attr(ctx["json_url"]), self.footer_c]
         return "".join(out).encode()
 
 

@@ -27,7 +27,7 @@ import orjson
 from markupsafe import Markup, escape
 
 from . import __version__, extras
-from .fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, NotPlain, SectionPage, attr, templates_digest, text
+from .fastpage import TEMPLATES_SHA256, FastPages, NotPlain, attr, template_names, templates_digest, text
 from .headers import CSP
 from .model import Cifras, Contendiente, Eleccion, Resultado, Seccion, Unidad, pct
 from .reader import Acta, Corte
@@ -188,11 +188,17 @@ class Renderer:
         }
         self.state.fingerprint = self._fingerprint()
         self.fast_pages = 0  # section pages written by fastpage (the rest went through jinja2 + minify-html)
+        self.fast_shells = 0  # unit and candidate pages whose shell fastpage wrote (see _spliced)
         self._pool: Any = None  # the render processes of this build (see _worker_pool)
         self._unsettled: list[tuple[Eleccion, dict[str, Any], _Side]] = []  # see _map
-        sources = [self.env.loader.get_source(self.env, n)[0] for n in TEMPLATE_NAMES]  # type: ignore[union-attr]
-        self._fast_ok = templates_digest(sources) == TEMPLATES_SHA256
-        self._fast: SectionPage | None = None
+        # The page kinds fastpage prints: those whose templates are still the ones it was written from.
+        self._fast_kinds = {
+            kind
+            for kind, digest in TEMPLATES_SHA256.items()
+            if templates_digest([self.env.loader.get_source(self.env, n)[0] for n in template_names(kind)])  # type: ignore[union-attr]
+            == digest
+        }
+        self._fast: FastPages | None = None
         self._splice_ok: dict[str, bool] = {}  # see _spliced
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -242,7 +248,9 @@ class Renderer:
             except NotPlain:
                 items = None
             if items is not None:
-                shell = self._page(name, **ctx, **{var: Markup(SPLICE_TOKEN)})
+                shell = self._fast_shell(name, ctx)
+                if shell is None:
+                    shell = self._page(name, **ctx, **{var: Markup(SPLICE_TOKEN)})
                 if shell.count(SPLICE_TOKEN.encode()) == 1:
                     page = shell.replace(SPLICE_TOKEN.encode(), items.encode())
                     if ok:
@@ -253,17 +261,34 @@ class Renderer:
                 self._splice_ok[name] = False
         return self._page(name, **ctx, **{var: full()})
 
-    def _fast_section(self) -> SectionPage | None:
+    def _printer(self) -> FastPages | None:
         # Built on first use: it needs the content-addressed static paths, known once they are yielded.
-        if self._fast is None and self._fast_ok:
+        if self._fast is None and self._fast_kinds:
+            o = self.o
             try:
-                self._fast = SectionPage(
-                    base=self.base, titulo=self.o.titulo, institucion=self.o.institucion, static=self.static,
-                    csp=CSP, legend=LEGEND, url=self.url,
+                self._fast = FastPages(
+                    base=self.base, titulo=o.titulo, institucion=o.institucion, static=self.static,
+                    csp=CSP, legend=LEGEND, url=self.url, aviso=o.aviso, final=o.final, final_texto=o.final_texto,
                 )
             except (NotPlain, KeyError):
-                self._fast_ok = False  # e.g. a title with quotes: every page through jinja2
+                self._fast_kinds = set()  # e.g. a title with quotes: every page through jinja2
         return self._fast
+
+    def _fast_section(self) -> FastPages | None:
+        return self._printer() if "seccion" in self._fast_kinds else None
+
+    def _fast_shell(self, name: str, ctx: dict[str, Any]) -> bytes | None:
+        """The shell of a unit or candidate page from fastpage, with the splice token where its list goes
+        (None: through jinja2 + minify-html)."""
+        fast = self._printer() if name in self._fast_kinds else None
+        if fast is None:
+            return None
+        try:
+            shell = fast.shell(name, ctx, SPLICE_TOKEN)
+        except NotPlain:
+            return None
+        self.fast_shells += 1
+        return shell
 
     def _map(self, e: Eleccion, method: str, keys: list[Any]) -> Iterator[tuple[str, bytes | Written]]:
         """Run ``method(e, key)`` for every key, yielding its files in key order; return its results.
@@ -290,6 +315,7 @@ class Renderer:
                 yield from files
                 results.append(result)
             self.fast_pages += out.fast_pages
+            self.fast_shells += out.fast_shells
             # Applied once the workers are gone (render() closes the pool): while they live, the parent's
             # pages are shared copy-on-write with them, and updating the state, the memo and the Writer's
             # files in place here faulted and copied them, on the cores the workers render on.
@@ -306,7 +332,7 @@ class Renderer:
         for the memo, the section state and the Writer is applied after they are gone (see _map).
         """
         if self._pool is None:
-            self._fast_section()  # built once here so every worker inherits it
+            self._printer()  # built once here so every worker inherits it
             global _FORKED
             _FORKED = self
             try:
@@ -1028,6 +1054,7 @@ class _WorkOut:
     state: dict[str, list[str]]
     side: _Side
     fast_pages: int
+    fast_shells: int
 
 
 _FORKED: Renderer | None = None  # the renderer a forked worker inherits
@@ -1056,7 +1083,7 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
         _INHERITED[0] = r.state.entries
     r.state.entries = {}
     r._side = _Side()
-    r.fast_pages = 0
+    r.fast_pages = r.fast_shells = 0
     e = r.elections[ei]
     results = []
     for key in keys:
@@ -1069,7 +1096,7 @@ def _work(job: tuple[int, str, list[Any]]) -> _WorkOut:
                 results.append((files, stop.value))
                 break
             files.append((path, Written(*r.direct(path, data)) if r.direct is not None else data))
-    return _WorkOut(results, r.state.entries, r._side, r.fast_pages)
+    return _WorkOut(results, r.state.entries, r._side, r.fast_pages, r.fast_shells)
 
 
 def default_workers(elections: list[Eleccion]) -> int:

@@ -1,4 +1,4 @@
-"""The compiled section page (prepgen.fastpage) must print exactly what jinja2 + minify-html prints."""
+"""The compiled pages (prepgen.fastpage) must print exactly what jinja2 + minify-html prints."""
 
 from __future__ import annotations
 
@@ -14,19 +14,21 @@ from paths import CAMPECHE, CAMPECHE_ZERO
 from variants import rewrite_package
 
 import prepgen.render as render
-from prepgen.fastpage import TEMPLATE_NAMES, TEMPLATES_SHA256, templates_digest
+from prepgen.fastpage import TEMPLATES_SHA256, template_names, templates_digest
 from prepgen.model import build_elections
 from prepgen.reader import read_package
 from prepgen.render import Renderer, SiteOptions, make_env
 from prepgen.simulate import simulate
 
 
-def test_fast_path_matches_the_bundled_templates() -> None:
+@pytest.mark.parametrize("kind", ["seccion", "ambito", "candidatura"])
+def test_fast_path_matches_the_bundled_templates(kind: str) -> None:
     env = make_env(None)
-    sources = [env.loader.get_source(env, n)[0] for n in TEMPLATE_NAMES]
-    assert templates_digest(sources) == TEMPLATES_SHA256, (
-        "themes/zocalo seccion.html/base.html/_macros.html changed: update prepgen/fastpage.py to print the "
-        "new markup, then set TEMPLATES_SHA256 to the new digest (this test compares both paths page by page)"
+    sources = [env.loader.get_source(env, n)[0] for n in template_names(kind)]
+    assert templates_digest(sources) == TEMPLATES_SHA256[kind], (
+        f"themes/zocalo {'/'.join(template_names(kind))} changed: update prepgen/fastpage.py to print the new "
+        f"markup, then set TEMPLATES_SHA256[{kind!r}] to the new digest (the tests below compare both paths "
+        "page by page)"
     )
 
 
@@ -35,32 +37,52 @@ def _reference(self: Renderer, name: str, var: str, full: Any, fast: Any, **ctx:
 
 
 def _render(pkg: Path, fast: bool, monkeypatch: pytest.MonkeyPatch, **opts: object) -> tuple[dict[str, bytes], int]:
+    files, r = _renderer(pkg, fast, monkeypatch, **opts)
+    return files, r.fast_pages
+
+
+def _renderer(pkg: Path, fast: bool, monkeypatch: pytest.MonkeyPatch, **opts: object) -> tuple[dict[str, bytes], Any]:
     with monkeypatch.context() as mp:
         if not fast:
-            mp.setattr(render, "TEMPLATES_SHA256", "disabled")
+            mp.setattr(render, "TEMPLATES_SHA256", {})
             mp.setattr(Renderer, "_spliced", _reference)
         package = read_package(pkg)
         r = Renderer(build_elections(package), package.corte, SiteOptions(**opts))  # type: ignore[arg-type]
         files = dict(r.render())
-    return files, r.fast_pages
+    return files, r
+
+
+def _shells(files: dict[str, bytes]) -> int:
+    """Unit and candidate pages: every one has a shell to print."""
+    return sum(1 for p in files if p.endswith("/index.html") and p.count("/") == 3 and "/seccion/" not in p)
 
 
 @pytest.mark.parametrize("pkg", [CAMPECHE[-1], CAMPECHE_ZERO], ids=lambda p: p.name)
-def test_fast_section_pages_equal_jinja(pkg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast, n_fast = _render(pkg, True, monkeypatch)
-    slow, n_slow = _render(pkg, False, monkeypatch)
-    assert n_slow == 0 and n_fast == sum(1 for p in fast if "/seccion/" in p)
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"aviso": "El PREP se reanudará en breve", "final": True, "final_texto": "Último corte del PREP"},
+     {"final": True}],
+    ids=["plain", "aviso-final", "final-sin-texto"],
+)
+def test_fast_pages_equal_jinja(pkg: Path, opts: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, r = _renderer(pkg, True, monkeypatch, **opts)
+    slow, r_slow = _renderer(pkg, False, monkeypatch, **opts)
+    assert r_slow.fast_pages == r_slow.fast_shells == 0
+    assert r.fast_pages == sum(1 for p in fast if "/seccion/" in p)
+    assert r.fast_shells == _shells(fast) > 0
     assert fast.keys() == slow.keys()
     for path in fast:
         assert fast[path] == slow[path], path
 
 
-def test_fast_section_pages_equal_jinja_on_a_national_simulacro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_pages_equal_jinja_on_a_national_simulacro(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # PRES/SEN/DIP_FED layout, multi-entity unit ids, and candidate names with quotes of both kinds.
     (pkg,) = simulate(tmp_path, "nacional-mini", 1, 5)
-    fast, n_fast = _render(pkg, True, monkeypatch)
+    fast, r = _renderer(pkg, True, monkeypatch)
     slow, _ = _render(pkg, False, monkeypatch)
-    assert n_fast == sum(1 for p in fast if "/seccion/" in p) > 500
+    assert r.fast_pages == sum(1 for p in fast if "/seccion/" in p) > 500
+    # Names with quotes in a candidate's title go through jinja2; every other shell is printed.
+    assert _shells(fast) >= r.fast_shells > 0.9 * _shells(fast)
     assert fast == slow
 
 
@@ -85,6 +107,15 @@ def test_values_that_are_not_plain_fall_back_to_jinja(tmp_path: Path, monkeypatc
     fast, n = _render(pkg, True, monkeypatch, base_path="/prep 2021/")
     slow, _ = _render(pkg, False, monkeypatch, base_path="/prep 2021/")
     assert fast == slow
+    # An aviso with markup: section pages (no banner) stay fast, every unit and candidate shell falls back.
+    aviso = {"aviso": "<b>Aviso</b>  & 'más'", "final": True, "final_texto": 'Final "<i>"'}
+    fast, r = _renderer(pkg, True, monkeypatch, **aviso)
+    slow, _ = _render(pkg, False, monkeypatch, **aviso)
+    assert fast == slow
+    assert r.fast_shells == 0 and r.fast_pages > 0
+    # The candidate with markup in its name falls back alone.
+    fast, r = _renderer(pkg, True, monkeypatch)
+    assert 0 < r.fast_shells < _shells(fast)
 
 
 def test_unit_and_candidate_lists_are_spliced() -> None:
