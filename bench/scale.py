@@ -18,6 +18,11 @@ Steps (each timed; progress per stage on a terminal, quiet with --quiet or CI=1)
    full rebuild of k+1 into a fresh folder + `rclone sync --checksum` of the whole folder. Ratio
    naive/prepgen.
 
+``--more-cortes N`` goes on delivering the next N cortes (k+2, …) to the same watcher after step 3 and
+reports each one's corte-to-live as well: one corte is one sample, and on a shared two-core box the same
+code has given national cortes seconds apart. The ratio stays that of corte k+1 (the naive pipeline runs on
+that one).
+
 ``--reuse RUN.json`` (a previous ``--json`` output) takes steps 2 and 4 from that run for the same escala and
 corte pair instead of measuring them again, and says so in the table: a quicker rerun (~15 minutes
 nationally instead of ~40) when only the corte-to-live path changed. Rerun everything before quoting a
@@ -56,9 +61,18 @@ def pick_pair(paths: list[Path], say: Progress) -> tuple[int, float]:
     return k, curve[k + 1] - curve[k]
 
 
+def new_share(paths: list[Path], package: Path) -> float:
+    """Share of the actas that are new in ``package`` against the corte before it (the arrival curve)."""
+    from prepgen.simulate import _curva
+
+    curve = _curva(len(paths))
+    i = paths.index(package)
+    return curve[i] - curve[i - 1]
+
+
 def run(
     escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, work: Path, naive_baseline: bool,
-    reuse: dict[str, Any] | None = None,
+    reuse: dict[str, Any] | None = None, more_cortes: int = 0,
 ) -> dict[str, Any]:
     paths = sorted(sim_dir.glob("*_PREP*.zip"))
     if len(paths) != cortes:
@@ -95,8 +109,15 @@ def run(
             say(f"corte-to-live {new.name}: package in the inbox → pointer names it")
             live = w.deliver(new)
             live["peak_rss_mib"] = w.peak_rss_mib()
+            say(f"corte-to-live: {json.dumps(live)}")
+            out["mas_cortes"] = []
+            for later in paths[k + 2 : k + 2 + more_cortes]:
+                say(f"corte-to-live {later.name} (one more sample)")
+                extra = {"corte": later.name, "actas_nuevas_pct": round(100 * new_share(paths, later), 2),
+                         **w.deliver(later)}
+                say(f"corte-to-live: {json.dumps(extra)}")
+                out["mas_cortes"].append(extra)
         out["corte_to_live"] = live
-        say(f"corte-to-live: {json.dumps(live)}")
 
         if reuse is not None:
             out["naive"] = {**reuse["naive"], "reused": True}
@@ -135,8 +156,14 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['escala']} | naive: full rebuild {naive['build_seconds']:.1f} s + rclone sync "
             f"{naive['sync_seconds']:.1f} s{again['naive']} | {naive['seconds']:.1f} | {naive['objects']:,} objects | "
             f"{human(naive['bytes'])} |",
-            f"| {r['escala']} | naive / prepgen | {r['ratio']:.1f}× | | |",
         ]
+        lines += [
+            f"| {r['escala']} | corte-to-live, next corte {m['corte']} ({m['actas_nuevas_pct']} % new actas; build "
+            f"{m['build_seconds']:.1f} s + publish {m['publish_seconds']:.1f} s) | {m['seconds']:.1f} | "
+            f"{m['objects']:,} objects | {human(m['bytes'])} |"
+            for m in r.get("mas_cortes", [])
+        ]
+        lines.append(f"| {r['escala']} | naive / prepgen (corte {r['corte']}) | {r['ratio']:.1f}× | | |")
     return "\n".join(lines)
 
 
@@ -153,6 +180,8 @@ def main() -> None:
     ap.add_argument("--reuse", type=Path, default=None, metavar="RUN.json",
                     help="take the cold build and the naive pipeline from this earlier --json run (same corte "
                          "pair) and measure only corte-to-live")
+    ap.add_argument("--more-cortes", type=int, default=0, metavar="N",
+                    help="after the timed corte, deliver the next N cortes too and time each (more samples)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--progress", action="store_true",
@@ -173,7 +202,7 @@ def main() -> None:
                 reuse = next((r for r in json.loads(args.reuse.read_text()) if r["escala"] == escala), None)
                 if reuse is None:
                     raise SystemExit(f"--reuse {args.reuse}: no {escala} run in it")
-            results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse))
+            results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse, args.more_cortes))
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))
