@@ -10,8 +10,8 @@ Steps (each timed; progress per stage on a terminal, quiet with --quiet or CI=1)
 2. cold build of k+1 into a fresh folder: seconds, pages/s, peak RSS.
 3. corte-to-live, the production path: `prepgen watch INBOX --to s3://…` runs for the whole bench (as on
    election night); corte k is dropped into the inbox and published first (untimed baseline: cold build +
-   first full publish); then, once the watcher and SeaweedFS are idle again (as they are long before the
-   next corte on election night), timed, the package file of k+1 appears in the inbox (atomic rename) until
+   first full publish); then, after a sync and once the watcher and SeaweedFS are idle again (as they are
+   long before the next corte on election night), timed, the package file of k+1 appears in the inbox (atomic rename) until
    `json/main.json` on SeaweedFS names k+1: seconds (measured outside the watcher), the build and publish
    seconds, objects and bytes from the watcher's bitácora, and the watcher's peak RSS.
 4. the naive way: (Coahuila: corte k synced with `rclone sync --checksum` first, untimed); then, timed, a
