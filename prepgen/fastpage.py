@@ -192,20 +192,12 @@ class FastPages:
         corte_id, corte_iso, corte_texto = stamp
         sid = text(sid)
         texto = text(corte_texto)
-        out = [
-            self.head,
-            parts["nombre"], " · Sección ", sid, self.title_end,
-            "<meta content=", qattr(f"Resultados preliminares (PREP) · corte {texto}"), " name=description>",
-            self.links,
-            "<body data-corte-texto=", qattr(texto), " data-base=", self.base, " data-corte=", attr(corte_id),
-            " data-ultimo=", attr(current_id), ">",
-            self.header, parts["migas"], "<span>Sección ", sid, "</span></nav></header>",
-            '<div class="aviso aviso-js" hidden id=aviso-js role=alert></div><main id=contenido>'
-            "<p class=corte>Corte de información: <time datetime=", attr(corte_iso), ">", texto,
-            "</time> <span class=nota>(corte en que cambiaron por última vez las cifras de esta sección)</span>"
-            "<span class=corte-js hidden id=corte-js></span></p><h1>",
-            parts["nombre"], " · Sección ", sid, parts["small"],
-        ]
+        out = self._top(
+            f"{parts['nombre']} · Sección {sid}", texto, corte_id, corte_iso, current_id,
+            f"{parts['migas']}<span>Sección {sid}</span>", "",
+            " <span class=nota>(corte en que cambiaron por última vez las cifras de esta sección)</span>",
+        )
+        out += [parts["nombre"], " · Sección ", sid, parts["small"]]
         _avance(out, p["actas"])
         _resultados(out, p, f"Votos por candidatura · sección {sid}")
         out += [parts["thead"], sid, parts["thead2"]]
@@ -229,6 +221,24 @@ class FastPages:
         out += ["</tbody></table></div>", self.footer_a, texto, self.footer_b, attr(json_url), self.footer_c]
         return "".join(out).encode()
 
+    def _top(
+        self, title: str, texto: str, corte_id: str, corte_iso: str, current_id: str, migas: str, banners: str,
+        corte_extra: str,
+    ) -> list[str]:
+        """base.html up to the page's <h1>; ``migas`` after "Inicio ›", ``corte_extra`` between the stamp and the
+        script's placeholder (at least the space minify-html keeps there)."""
+        return [
+            self.head, title, self.title_end,
+            "<meta content=", qattr(f"Resultados preliminares (PREP) · corte {texto}"), " name=description>",
+            self.links,
+            "<body data-corte-texto=", qattr(texto), " data-base=", self.base, " data-corte=", attr(corte_id),
+            " data-ultimo=", attr(current_id), ">",
+            self.header, migas, "</nav></header>", banners,
+            '<div class="aviso aviso-js" hidden id=aviso-js role=alert></div><main id=contenido>'
+            "<p class=corte>Corte de información: <time datetime=", attr(corte_iso), ">", texto, "</time>",
+            corte_extra, "<span class=corte-js hidden id=corte-js></span></p><h1>",
+        ]
+
     def shell(self, kind: str, ctx: dict[str, Any], hole: str) -> bytes:
         """A unit (``ambito``) or candidate (``candidatura``) page with ``hole`` where its list goes; ``ctx``
         is what the template gets."""
@@ -240,24 +250,15 @@ class FastPages:
         if kind == "ambito":
             u = ctx["u"]
             tipo, uid, unombre = text(u.tipo.capitalize()), text(u.id), text(u.nombre)
-            title = f"{nombre_e} · {tipo} {uid} {unombre}"
             miga = f"{tipo} {uid}"
+            title = f"{nombre_e} · {miga} {unombre}"
         else:
-            c = ctx["c"]
-            title = f"{text(c.nombre)} · {nombre_e}"
-            miga = text(c.nombre)
-        out = [
-            self.head, title, self.title_end,
-            "<meta content=", qattr(f"Resultados preliminares (PREP) · corte {texto}"), " name=description>",
-            self.links,
-            "<body data-corte-texto=", qattr(texto), " data-base=", self.base, " data-corte=", attr(corte.id),
-            " data-ultimo=", attr(ctx["current"].id), ">",
-            self.header, "<a href=", attr(self.url(e.slug + "/")), ">", nombre_e, "</a> › <span>", miga,
-            "</span></nav></header>", self.banners,
-            '<div class="aviso aviso-js" hidden id=aviso-js role=alert></div><main id=contenido>'
-            "<p class=corte>Corte de información: <time datetime=", attr(corte.iso), ">", texto,
-            "</time> <span class=corte-js hidden id=corte-js></span></p><h1>",
-        ]
+            miga = text(ctx["c"].nombre)
+            title = f"{miga} · {nombre_e}"
+        out = self._top(
+            title, texto, corte.id, corte.iso, ctx["current"].id,
+            f"<a href={attr(self.url(e.slug + '/'))}>{nombre_e}</a> › <span>{miga}</span>", self.banners, " ",
+        )
         if kind == "ambito":
             out += [nombre_e, " · <span class=tipo>", tipo]
             out += ["</span> ", unombre] if u.nombre.startswith(u.id) else [" ", uid, "</span> ", unombre]
