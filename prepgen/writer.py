@@ -23,7 +23,7 @@ META_DIR = ".prepgen"
 INCOMPLETE = "incompleto"
 
 
-def _overwrite(target: str | Path, data: bytes) -> None:
+def _overwrite(target: str | Path, data: bytes, new: bool = False) -> None:
     """Write ``data`` over ``target`` in place: no temp file, no rename, no truncation to zero.
 
     ext4 (auto_da_alloc) flushes a file's data to disk when it is renamed over an existing file or
@@ -31,13 +31,20 @@ def _overwrite(target: str | Path, data: bytes) -> None:
     writing its 10,000 files. Rewriting the same blocks and trimming the tail costs ~0.02 ms. Nobody reads
     a build folder while it is being built (publish copies it afterwards, atomically), and a build that dies
     mid-file leaves the ``incompleto`` marker, so the next build trusts no old manifest and rewrites all.
+
+    ``new``: a file the previous build did not have, normally absent. Opened with O_TRUNC instead of
+    trimmed afterwards: nothing to flush when there was no file, and one syscall less for each of a cold
+    national build's 216,000 files (ftruncate was ~2 % of its CPU); a stray file left there is still
+    replaced whole.
     """
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if new else 0)
+    fd = os.open(target, flags, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.ftruncate(fd, len(data))
+        if not new:
+            os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
 
@@ -102,10 +109,10 @@ class Writer:
                 Path(parent).mkdir(parents=True, exist_ok=True)
                 self._dirs.add(parent)
         try:
-            _overwrite(target, data)
+            _overwrite(target, data, new=prev is None)
         except FileNotFoundError:  # its folder was removed since the previous build
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            _overwrite(target, data)
+            _overwrite(target, data, new=prev is None)
         return digest, len(data), True
 
     def record(self, path: str, digest: str, size: int, written: bool) -> None:

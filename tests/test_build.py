@@ -300,6 +300,23 @@ def test_a_rebuild_restores_folders_removed_by_hand(tmp_path: Path) -> None:
     assert wrong == []
 
 
+def test_writer_replaces_whole_files_new_or_shrinking(tmp_path: Path) -> None:
+    """A new file is opened truncating (a stray longer file left at its path must not keep a tail); a file
+    the previous build had is rewritten in place and trimmed to the new length."""
+    out = tmp_path / "out"
+    first = Writer(out)
+    first.write("a/index.html", b"<p>long page of the previous build</p>")
+    manifest = first.finish({"corte_id": "1"}, {})
+    (out / "b").mkdir()
+    (out / "b" / "index.html").write_bytes(b"stray bytes from a build that never made it into a manifest")
+    second = Writer(out, manifest)
+    second.write("a/index.html", b"<p>short</p>")
+    second.write("b/index.html", b"<p>new</p>")
+    second.finish({"corte_id": "2"}, {})
+    assert (out / "a" / "index.html").read_bytes() == b"<p>short</p>"
+    assert (out / "b" / "index.html").read_bytes() == b"<p>new</p>"
+
+
 def test_a_build_that_dies_half_way_does_not_poison_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
