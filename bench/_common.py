@@ -236,6 +236,7 @@ class Watcher:
         waited = self.settle()
         tmp = self.inbox / f".{package.name}.part"
         shutil.copyfile(package, tmp)
+        cpu0 = self._cpu_split()
         t = time.perf_counter()
         os.replace(tmp, self.inbox / package.name)
         while self.live() != corte:
@@ -246,10 +247,29 @@ class Watcher:
                 raise RuntimeError(f"{package.name} not live after {timeout} s")
             time.sleep(0.05)
         seconds = time.perf_counter() - t
+        cpu = {k: round(b - a, 1) for (k, a), b in zip(cpu0.items(), self._cpu_split().values(), strict=True)}
+        cpu["otros"] = round(cpu.pop("maquina") - cpu["prepgen"] - cpu["almacen"], 1)
         entry = self._bitacora(corte)
         return {"seconds": seconds, "build_seconds": entry.get("construccion_segundos"),
                 "publish_seconds": entry["segundos"], "objects": entry["objetos"], "bytes": entry["bytes"],
-                "latencia_bitacora": entry.get("latencia_segundos"), "espera_inactivo": round(waited, 1)}
+                "latencia_bitacora": entry.get("latencia_segundos"), "espera_inactivo": round(waited, 1),
+                "cpu_s": cpu}
+
+    def _cpu_split(self) -> dict[str, float]:
+        """CPU seconds so far of the watcher (with its render workers, reaped when each build's pool closes),
+        of SeaweedFS, and of the whole machine. On two cores the split says where a corte's time went and
+        whether other work shared the box (``otros`` in deliver's result), which wall seconds cannot."""
+        assert self.proc is not None and self.storage.server.proc is not None
+        tck = os.sysconf("SC_CLK_TCK")
+
+        def tree(pid: int) -> float:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return sum(int(x) for x in f[11:15]) / tck  # utime, stime, cutime, cstime
+
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(x) for x in first]
+        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / tck  # user..steal minus idle and iowait
+        return {"prepgen": tree(self.proc.pid), "almacen": tree(self.storage.server.proc.pid), "maquina": busy}
 
     def _bitacora(self, corte: str) -> dict[str, Any]:
         for _ in range(100):  # the pointer flips just before the watcher logs it

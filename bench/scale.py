@@ -13,7 +13,8 @@ Steps (each timed; progress per stage on a terminal, quiet with --quiet or CI=1)
    first full publish); then, after a sync and once the watcher and SeaweedFS are idle again (as they are
    long before the next corte on election night), timed, the package file of k+1 appears in the inbox (atomic rename) until
    `json/main.json` on SeaweedFS names k+1: seconds (measured outside the watcher), the build and publish
-   seconds, objects and bytes from the watcher's bitácora, and the watcher's peak RSS.
+   seconds, objects and bytes from the watcher's bitácora, the watcher's peak RSS, and the CPU seconds the
+   corte took from prepgen (watcher + render workers), from SeaweedFS and from anything else on the box.
 4. the naive way: (Coahuila: corte k synced with `rclone sync --checksum` first, untimed); then, timed, a
    full rebuild of k+1 into a fresh folder + `rclone sync --checksum` of the whole folder. Ratio
    naive/prepgen.
@@ -142,6 +143,14 @@ def run(
     return out
 
 
+def cpu(corte: dict[str, Any]) -> str:
+    """The corte's CPU seconds by whom (Watcher.deliver), for the table; empty for runs from before it."""
+    c = corte.get("cpu_s")
+    if not c:
+        return ""
+    return f"; CPU-s prepgen {c['prepgen']:.1f} · SeaweedFS {c['almacen']:.1f} · other {c['otros']:.1f}"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = ["| escala | measure | seconds | pages/s · objects | peak RSS · bytes |", "|---|---|---:|---:|---:|"]
     for r in results:
@@ -151,7 +160,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['escala']} | cold build ({c['pages']:,} pages){again['cold_build']} | {c['seconds']:.1f} | {c['pages_per_s']:,.0f} pages/s "
             f"| {c['peak_rss_mib']:.0f} MiB |",
             f"| {r['escala']} | corte-to-live, {r['actas_nuevas_pct']} % new actas: watcher, inbox → pointer "
-            f"(build {live['build_seconds']:.1f} s + publish {live['publish_seconds']:.1f} s) | {live['seconds']:.1f} "
+            f"(build {live['build_seconds']:.1f} s + publish {live['publish_seconds']:.1f} s{cpu(live)}) | {live['seconds']:.1f} "
             f"| {live['objects']:,} objects | {human(live['bytes'])} · RSS {live['peak_rss_mib']:.0f} MiB |",
             f"| {r['escala']} | naive: full rebuild {naive['build_seconds']:.1f} s + rclone sync "
             f"{naive['sync_seconds']:.1f} s{again['naive']} | {naive['seconds']:.1f} | {naive['objects']:,} objects | "
@@ -159,7 +168,7 @@ def table(results: list[dict[str, Any]]) -> str:
         ]
         lines += [
             f"| {r['escala']} | corte-to-live, next corte {m['corte']} ({m['actas_nuevas_pct']} % new actas; build "
-            f"{m['build_seconds']:.1f} s + publish {m['publish_seconds']:.1f} s) | {m['seconds']:.1f} | "
+            f"{m['build_seconds']:.1f} s + publish {m['publish_seconds']:.1f} s{cpu(m)}) | {m['seconds']:.1f} | "
             f"{m['objects']:,} objects | {human(m['bytes'])} |"
             for m in r.get("mas_cortes", [])
         ]
