@@ -113,6 +113,13 @@ def load_config(path: str | Path | None = None) -> Config:
         values["elecciones"] = tuple(str(e).upper() for e in values["elecciones"])
     if "base_path" in values:
         values["base_path"] = normalise_base_path(values["base_path"])
+    for key in ("aviso_texto", "final_texto"):
+        if key in values and not str(values[key]).strip():
+            # An empty banner is a blank box on every page at the moment readers most need the words.
+            raise ConfigError(
+                f"{path}: [operacion] {key} is empty, so the banner would show no text; write the text or "
+                "remove the key to use the default"
+            )
     try:
         return Config(source_path=path.resolve(), **values)
     except TypeError as exc:  # pragma: no cover - guarded by the key check above

@@ -508,6 +508,16 @@ def test_shipped_config_loads_and_builds_the_shipped_data(tmp_path: Path) -> Non
     assert pointer["corte_id"] == "20210607_2000"
 
 
+@pytest.mark.parametrize("key", ["aviso_texto", "final_texto"])
+def test_an_empty_banner_text_is_refused(tmp_path: Path, key: str) -> None:
+    config = tmp_path / "prepgen.toml"
+    config.write_text(f'[operacion]\n{key} = "  "\n', encoding="utf-8")
+    result = run_cli("--config", str(config), "final")
+    assert result.exit_code == 1, result.output
+    assert f"[operacion] {key} is empty" in result.output and "remove the key" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_every_config_key_is_documented() -> None:
     from prepgen.config import _SECTIONS
 
