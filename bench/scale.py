@@ -100,8 +100,9 @@ def run(
                              "pages_per_s": n / r["seconds"], "peak_rss_mib": r["peak_rss_mib"]}
         say(f"cold build: {json.dumps(out['cold_build'])}")
         # Removed with the rest of this escala's work at the end, not here: deleting 216,000 files takes this
-        # box minutes and keeps its disk busy well after (online discard), which the timed cortes below then
-        # paid for (a national corte 23-24 s right after it against 17-19 s without).
+        # box minutes and keeps its disk busy well after (online discard; a cold build started right after
+        # such a delete spent 151 s in the kernel against 40 s on a quiet disk), which the baseline and the
+        # timed cortes below would pay for. On election night nothing deletes a site's worth of files.
 
     with Storage(work / "seaweedfs") as s3:
         bucket = s3.bucket()
