@@ -49,6 +49,19 @@ def _overwrite(target: str | Path, data: bytes, new: bool = False) -> None:
         os.close(fd)
 
 
+def _folder(path: str) -> None:
+    """``Path(path).mkdir(parents=True, exist_ok=True)`` without pathlib: a cold national build makes a folder
+    for each of its ~213,000 pages, and pathlib's parsing and checks around the one mkdir each needs cost
+    ~12 µs of CPU a folder (20.5 against 8.6 µs on tmpfs; ~2.5 CPU-s a cold national build)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
 def load_manifest(outdir: Path) -> dict[str, Any]:
     path = outdir / META_DIR / "manifest.json"
     if not path.exists():
@@ -106,12 +119,12 @@ class Writer:
         if prev is None:  # a new file, maybe in a new folder; the previous build's files have theirs
             parent = target.rpartition("/")[0]
             if parent not in self._dirs:
-                Path(parent).mkdir(parents=True, exist_ok=True)
+                _folder(parent)
                 self._dirs.add(parent)
         try:
             _overwrite(target, data, new=prev is None)
         except FileNotFoundError:  # its folder was removed since the previous build
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            _folder(target.rpartition("/")[0])
             _overwrite(target, data, new=prev is None)
         return digest, len(data), True
 
