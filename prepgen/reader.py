@@ -118,8 +118,8 @@ class Corte:
     texto: str  # exactly as published: "07/06/2021 20:00 (UTC-5)"
     fecha: datetime  # aware when the package gives an offset
 
-    @property
-    def iso(self) -> str:
+    @functools.cached_property
+    def iso(self) -> str:  # cached, as id: asked for on every section of a cold build
         return self.fecha.isoformat()
 
     @functools.cached_property
