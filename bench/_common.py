@@ -146,6 +146,12 @@ class Storage:
         return {"seconds": seconds, "objects": objects, "bytes": nbytes}
 
 
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU seconds of a process so far (user + system); ``children``: with the reaped children's too."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
 def human(n: float | None) -> str:
     if n is None:
         return "?"
@@ -213,11 +219,7 @@ class Watcher:
         os.sync()
 
         def cpu() -> float:
-            total = 0.0
-            for pid in pids:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            return total
+            return sum(cpu_seconds(pid) for pid in pids)
 
         t = time.perf_counter()
         before = cpu()
@@ -260,16 +262,11 @@ class Watcher:
         of SeaweedFS, and of the whole machine. On two cores the split says where a corte's time went and
         whether other work shared the box (``otros`` in deliver's result), which wall seconds cannot."""
         assert self.proc is not None and self.storage.server.proc is not None
-        tck = os.sysconf("SC_CLK_TCK")
-
-        def tree(pid: int) -> float:
-            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return sum(int(x) for x in f[11:15]) / tck  # utime, stime, cutime, cstime
-
         first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         ticks = [int(x) for x in first]
-        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / tck  # user..steal minus idle and iowait
-        return {"prepgen": tree(self.proc.pid), "almacen": tree(self.storage.server.proc.pid), "maquina": busy}
+        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # user..steal minus idle, iowait
+        return {"prepgen": cpu_seconds(self.proc.pid, children=True),
+                "almacen": cpu_seconds(self.storage.server.proc.pid, children=True), "maquina": busy}
 
     def _bitacora(self, corte: str) -> dict[str, Any]:
         for _ in range(100):  # the pointer flips just before the watcher logs it

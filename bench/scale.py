@@ -58,8 +58,9 @@ def pick_pair(paths: list[Path], say: Progress) -> tuple[int, float]:
     deltas = [(abs((b - a) - 0.01), k) for k, (a, b) in enumerate(zip(curve, curve[1:], strict=False))]
     # Past mid-night (k > n/2): the realistic case where most of the site already exists.
     _, k = min(d for d in deltas if d[1] >= len(paths) // 2)
-    say(f"pair {paths[k].name} → {paths[k + 1].name}: {100 * (curve[k + 1] - curve[k]):.2f} % new actas")
-    return k, curve[k + 1] - curve[k]
+    share = new_share(paths, paths[k + 1])
+    say(f"pair {paths[k].name} → {paths[k + 1].name}: {100 * share:.2f} % new actas")
+    return k, share
 
 
 def new_share(paths: list[Path], package: Path) -> float:
