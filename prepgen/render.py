@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jinja2
 import minify_html
@@ -31,6 +31,8 @@ from .fastpage import TEMPLATES_SHA256, FastPages, NotPlain, attr, template_name
 from .headers import CSP
 from .model import Cifras, Contendiente, Eleccion, Resultado, Seccion, Unidad, pct
 from .reader import Acta, Corte
+
+T = TypeVar("T")
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
 DEFAULT_THEME = THEMES_DIR / "zocalo"
@@ -76,6 +78,17 @@ def make_env(override: str | Path | None = None) -> jinja2.Environment:
 
 # Stands in for a page's long list while the rest is minified (plain text minify-html leaves alone).
 SPLICE_TOKEN = "prepgen-lista-c9f1e7"
+# A corte's changed sections go into chunks of about this many bytes (see Renderer._units), and
+# candidate objects into bundles of about as many (see Renderer._candidates): fewer objects a corte, and
+# still a small download for whoever follows one section's or one candidate's link. Sizes estimated from a
+# section's JSON without its actas and one acta's (~1.6 KB and ~0.6-0.9 KB in the real packages), ...
+CHUNK_TARGET = 256 * 1024
+UNIT_GROUP_ACTAS = 8_000  # units rendered together, whose changed sections share chunks (Renderer._units)
+SECTION_BYTES = 1_600
+ACTA_BYTES = 700
+# ... and a candidate's object without its rows and one row (a unit, or a section of its district).
+CANDIDATE_BYTES = 600
+CANDIDATE_ROW_BYTES = 110
 
 
 def fmt_int(v: int | None) -> str:
@@ -173,6 +186,7 @@ class Renderer:
         # what they kept in bulk with keep_many() (by default reuse() on each, which must not fail).
         self.can_reuse = can_reuse or (lambda path: False)
         self.keep_many = keep_many or self._keep_each
+        self._kept_chunks: set[str] = set()  # a chunk spans units: several of them may keep it (see _settle)
         self.workers = workers if workers is not None else default_workers(elections)
         # Starts as the previous state: a kept section's entry is its previous one, so only the sections
         # rendered set theirs, and those that are gone are dropped at the end (see render()).
@@ -350,8 +364,10 @@ class Renderer:
 
     def _settle(self, e: Eleccion, side: _Side) -> None:
         """Claim in bulk what units or candidates kept, and take their printed pieces into the memo."""
-        if side.kept_files or side.kept_pages:
-            self.keep_many(side.kept_files + side.kept_pages)
+        kept = [c for c in dict.fromkeys(side.kept_files) if c not in self._kept_chunks]
+        self._kept_chunks.update(kept)
+        if kept or side.kept_pages:
+            self.keep_many(kept + side.kept_pages)
         self.skipped.extend(side.kept_pages)
         memo = self.memo
         if memo is None:
@@ -556,7 +572,7 @@ class Renderer:
         corte = self.corte
         unit_links = []
         units = list(e.unidades.values())
-        upaths = yield from self._map(e, "_unit", [u.id for u in units])
+        upaths = [path for group in (yield from self._map(e, "_units", self._unit_groups(e))) for path in group]
         for u, upath in zip(units, upaths, strict=True):
             unit_links.append(
                 {
@@ -634,18 +650,51 @@ class Renderer:
         )
         return path, payload
 
-    def _unit(self, e: Eleccion, uid: str) -> Iterator[tuple[str, bytes]]:
-        """A unit's page and JSON, its sections' pages, and one new chunk holding the sections that changed.
+    def _unit_groups(self, e: Eleccion) -> list[list[str]]:
+        """The election's units in runs of about UNIT_GROUP_ACTAS actas, whose changed sections share chunks
+        (see _units). Decided from the model alone, so a build with or without the watcher's caches groups
+        alike and writes the same bytes."""
+        units = list(e.unidades.values())
+        weights = [sum(len(s.actas) for s in u.secciones.values()) for u in units]
+        return [[u.id for u in run] for run in _runs(units, weights, UNIT_GROUP_ACTAS)]
+
+    def _units(self, e: Eleccion, uids: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Some units' pages and JSON, their sections' pages, and new chunks holding the sections of all of
+        them that changed.
 
         Section JSON is log-structured (docs/JSON.md): a section whose figures did not change stays in the
         chunk it was written to in an earlier corte (its page, which links that chunk, is kept as is); the
-        sections that changed go together into one new content-addressed chunk of this unit. A corte
-        therefore writes at most one chunk per unit, sized by what changed, not by the unit.
+        sections that changed are packed, in order, into new content-addressed chunks of about
+        CHUNK_TARGET bytes. A mid-night national corte changes a few sections per district: one chunk for
+        ~14 districts instead of one each.
+        """
+        passes = [self._unit_sections(e, e.unidades[uid]) for uid in uids]
+        fresh = [item for p in passes for item in p.fresh.items()]
+        # Estimated sizes (a chunk's JSON is printed once, in _chunk): they only decide where a chunk ends.
+        weights = [SECTION_BYTES + ACTA_BYTES * len(body["casillas"]) for _, body in fresh]
+        for run in _runs(fresh, weights, CHUNK_TARGET):
+            yield from self._chunk(e, dict(run), passes)
+        kept = {c: True for p in passes for c, ok in p.chunk_ok.items() if ok}
+        self._side.kept_files.extend(kept)
+        paths = []
+        for p in passes:
+            paths.append((yield from self._unit_pages(e, p)))
+        return paths
+
+    def _chunk(self, e: Eleccion, sections: dict[str, dict[str, Any]], passes: list[_UnitPass]) -> Iterator[tuple[str, bytes]]:
+        data = dumps({"eleccion": e.codigo, "secciones": sections})
+        path = self._json_path(e.slug, data)
+        yield path, data
+        for p in passes:
+            for sid in sections.keys() & p.fresh.keys():
+                p.entries[sid][4] = path
+
+    def _unit_sections(self, e: Eleccion, u: Unidad) -> _UnitPass:
+        """Which of a unit's sections keep their page and chunk, and the stamped bodies of those that changed.
 
         A warm corte keeps ~97 % of the sections as they were: for those this only checks that they can be
         kept and notes them in ``self._side``, which the parent claims in bulk (see _settle).
         """
-        u = e.unidades[uid]
         self._cols = e.data.vote_columns
         same_render = self.prev.fingerprint == self.state.fingerprint
         memo = self.memo
@@ -707,13 +756,19 @@ class Renderer:
             fresh[sid] = _stamped(bodies[sid], entry)
             pending.append((len(links), s))
             links.append(None)
-        if fresh:
-            bundle = dumps({"eleccion": e.codigo, "tipo": u.tipo, "id": u.id, "nombre": u.nombre, "secciones": fresh})
-            bpath = self._json_path(e.slug, bundle)
-            yield bpath, bundle
-            for sid in fresh:
-                entries[sid][4] = bpath
-        side.kept_files.extend(c for c, ok in chunk_ok.items() if ok)
+        return _UnitPass(u, entries, bodies, fresh, chunk_ok, links, new_links, pending, old_links)
+
+    def _unit_pages(self, e: Eleccion, p: _UnitPass) -> Iterator[tuple[str, bytes]]:
+        """A unit's section pages that changed, its page and its JSON, once its new sections have a chunk."""
+        u, entries, bodies, fresh, links, new_links, pending, old_links = (
+            p.u, p.entries, p.bodies, p.fresh, p.links, p.new_links, p.pending, p.old_links
+        )
+        memo = self.memo
+        side = self._side
+        corte = self.corte
+        prefix = f"{e.slug}/"
+        pages = f"{e.slug}/seccion/"
+        ukey = (e.slug, u.id)
         fast = self._fast_section()
         parts = None
         if fast is not None and pending:
@@ -817,12 +872,42 @@ class Renderer:
         return body
 
     def _candidates(self, e: Eleccion) -> Iterator[tuple[str, bytes | Written]]:
-        links = []
-        for link in (yield from self._map(e, "_candidate", list(range(len(e.contendientes))))):
-            links.append(link)
+        """Candidate pages, and their JSON packed into bundles of about CHUNK_TARGET bytes (docs/JSON.md).
+
+        Every candidate object carries the live corte, so all of them are new every corte: one object per
+        district deputy was ~1,130 PUTs of a national corte, ~11 % of them; packed, ~100.
+        """
+        weights = [
+            CANDIDATE_BYTES + CANDIDATE_ROW_BYTES * (len(e.unidades if c.unidad is None else e.unidades[c.unidad].secciones))
+            for c in e.contendientes
+        ]
+        packs = _runs(list(range(len(e.contendientes))), weights, CHUNK_TARGET)
+        links: list[dict[str, str]] = []
+        for group in (yield from self._map(e, "_candidate_bundle", packs)):
+            links.extend(group)
         return links
 
-    def _candidate(self, e: Eleccion, k: int) -> Iterator[tuple[str, bytes]]:
+    def _candidate_bundle(self, e: Eleccion, ks: list[int]) -> Iterator[tuple[str, bytes]]:
+        """Some candidates' objects as one JSON bundle, then each candidate's page linking it."""
+        payloads = [self._candidate(e, k) for k in ks]
+        bundle = dumps({"eleccion": e.codigo, "candidaturas": {p["id"]: p for p, _ in payloads}})
+        path = self._json_path(e.slug, bundle)
+        yield path, bundle
+        json_url = self.url(path)
+        links = []
+        for k, (payload, (rows, frags)) in zip(ks, payloads, strict=True):
+            c = e.contendientes[k]
+            html = f"{e.slug}/candidatura/{c.clave}/"
+            yield html + "index.html", self._spliced(
+                "candidatura", "filas", lambda rows=rows: candidate_rows(rows),
+                _given(None if None in frags else "".join(frags)),
+                e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=json_url,
+            )
+            links.append({"clave": c.clave, "nombre": c.nombre, "json": json_url, "html": self.url(html)})
+        return links
+
+    def _candidate(self, e: Eleccion, k: int) -> tuple[dict[str, Any], tuple[list[dict[str, Any]], list[str | None]]]:
+        """A candidate's object (docs/JSON.md) and its rows as printed (see _candidate_rows)."""
         c = e.contendientes[k]
         keys, cifras, total_c = _candidate_source(e, c)
         rows, frags = self._candidate_rows(e, k, keys, cifras)
@@ -846,15 +931,7 @@ class Renderer:
             "total_votos": total_c.total_votos,
             "ambitos": rows,
         }
-        data = dumps(payload)
-        path = self._json_path(e.slug, data)
-        yield path, data
-        html = f"{e.slug}/candidatura/{c.clave}/"
-        yield html + "index.html", self._spliced(
-            "candidatura", "filas", lambda: candidate_rows(rows), _given(None if None in frags else "".join(frags)),
-            e=e, c=c, p=payload, corte=self.corte, current=self.corte, json_url=self.url(path),
-        )
-        return {"clave": c.clave, "nombre": c.nombre, "json": self.url(path), "html": self.url(html)}
+        return payload, (rows, frags)
 
     def _candidate_rows(
         self, e: Eleccion, k: int, keys: list[Any], cifras: list[Cifras]
@@ -1049,6 +1126,21 @@ class _Side:
 
 
 @dataclass
+class _UnitPass:
+    """A unit between Renderer._unit_sections and Renderer._unit_pages."""
+
+    u: Unidad
+    entries: dict[str, list[Any]]  # section id -> state entry, for the sections whose page is rendered
+    bodies: dict[str, dict[str, Any]]  # section JSON computed this corte (without stamps)
+    fresh: dict[str, dict[str, Any]]  # the stamped sections that go into the new chunk
+    chunk_ok: dict[str, bool]  # earlier chunks looked at: whether the build can keep them
+    links: list[Any]  # the unit JSON's "ambitos", None where a page is still to render
+    new_links: dict[str, tuple[str, dict[str, str]]]
+    pending: list[tuple[int, Seccion]]  # (index in links, section) of the pages to render
+    old_links: dict[str, tuple[str, dict[str, str]]]
+
+
+@dataclass
 class _WorkOut:
     results: list[tuple[list[tuple[str, bytes | Written]], Any]]
     state: dict[str, list[str]]
@@ -1059,6 +1151,22 @@ class _WorkOut:
 
 _FORKED: Renderer | None = None  # the renderer a forked worker inherits
 _INHERITED: list[Any] = [None]  # see _work
+
+
+def _runs(items: list[T], weights: list[int], limit: int) -> list[list[T]]:
+    """``items`` in consecutive runs, each closed once its weights add up to ``limit`` (the last may be lighter)."""
+    runs: list[list[T]] = []
+    run: list[T] = []
+    total = 0
+    for item, w in zip(items, weights, strict=True):
+        run.append(item)
+        total += w
+        if total >= limit:
+            runs.append(run)
+            run, total = [], 0
+    if run:
+        runs.append(run)
+    return runs
 
 
 def _worker_signals() -> None:

@@ -184,8 +184,10 @@ def walk_corte(
                 page_floor[page] = min(page_floor.get(page, x), sec["corte_id"])
                 queue.extend(link for link in site_links(sec) if link not in seen)
         else:
-            if obj.get("corte") != pointer["corte"]:
-                w.errors.append(f"pointer {x}: {url} carries corte {obj.get('corte')}")
+            # A candidate bundle is not stamped itself; each candidate in it is (docs/JSON.md).
+            for o in obj["candidaturas"].values() if isinstance(obj.get("candidaturas"), dict) else [obj]:
+                if o.get("corte") != pointer["corte"]:
+                    w.errors.append(f"pointer {x}: {url} carries corte {o.get('corte')}")
             queue.extend(link for link in site_links(obj) if link not in seen)
     keys = sorted(page_floor)
     bodies = page_get(keys) if page_get else {k: get(k) for k in keys}

@@ -22,6 +22,19 @@ def site_links(obj: Any) -> list[str]:
     return out
 
 
+def json_reachable(root: Path, base: str = "/") -> set[str]:
+    """The JSON objects (their URLs) reachable from a build's json/main.json through json links."""
+    seen: set[str] = set()
+    queue = [u for u in site_links(orjson.loads((root / "json" / "main.json").read_bytes())) if u.endswith(".json")]
+    while queue:
+        url = queue.pop()
+        if url not in seen:
+            seen.add(url)
+            obj = orjson.loads(resolve(root, url, base).read_bytes())
+            queue.extend(u for u in site_links(obj) if u.endswith(".json") and u not in seen)
+    return seen
+
+
 def resolve(root: Path, url: str, base: str = "/") -> Path:
     assert url.startswith(base), url
     rel = url[len(base) :]

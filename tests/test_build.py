@@ -321,19 +321,28 @@ def test_a_build_that_dies_half_way_does_not_poison_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Files replaced by a build that failed are not trusted to match the old manifest afterwards."""
-    out = tmp_path / "out"
-    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(out)).exit_code == 0
     real_write = Writer.write
     calls = 0
+    die_at = 0
 
     def dying_write(self: Writer, path: str, data: bytes) -> None:
         nonlocal calls
         calls += 1
-        if calls == 600:
+        if calls == die_at:
             raise BuildError("simulated failure half way through the build")
         real_write(self, path, data)
 
     monkeypatch.setattr(Writer, "write", dying_write)
+    # How many files the second corte writes over the first, so the failure lands half way through it.
+    counted = tmp_path / "counted"
+    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(counted)).exit_code == 0
+    calls = 0
+    assert run("-q", "build", str(CAMPECHE[2]), "-o", str(counted)).exit_code == 0
+    half = calls // 2
+    assert half > 100
+    out = tmp_path / "out"
+    assert run("-q", "build", str(CAMPECHE[1]), "-o", str(out)).exit_code == 0
+    die_at, calls = half, 0
     result = run("-q", "build", str(CAMPECHE[2]), "-o", str(out))
     assert result.exit_code == 1 and "simulated failure" in result.output
     monkeypatch.setattr(Writer, "write", real_write)
@@ -409,7 +418,7 @@ def _golden(name: str, data: bytes) -> None:
 
 
 def test_golden_output_campeche_2240(built) -> None:
-    """The first corte of the night: the election JSON, one district, one section bundle, one page."""
+    """The first corte of the night: the election JSON, one district, its section chunk, one district's candidates."""
     root = built[CAMPECHE[0].name]
     m = orjson.loads((root / "json" / "main.json").read_bytes())
     _golden("campeche_2240_main.json", orjson.dumps(m, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -418,8 +427,21 @@ def test_golden_output_campeche_2240(built) -> None:
     d = next(a for a in gob["ambitos"] if a["id"] == "002")
     unit = orjson.loads((root / d["json"].lstrip("/")).read_bytes())
     _golden("campeche_2240_gob_distrito_002.json", orjson.dumps(unit, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    bundle = orjson.loads((root / unit["ambitos"][0]["json"].lstrip("/")).read_bytes())
-    _golden("campeche_2240_gob_secciones_002.json", orjson.dumps(bundle, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    chunk = orjson.loads((root / unit["ambitos"][0]["json"].lstrip("/")).read_bytes())
+    assert set(chunk) == {"eleccion", "secciones"}
+    # A chunk holds the changed sections of several units (render.CHUNK_TARGET): the golden keeps this one's.
+    mine = {sid: sec for sid, sec in chunk["secciones"].items() if sec["ambito"]["id"] == "002"}
+    assert set(mine) == {a["id"] for a in unit["ambitos"]} and len(mine) < len(chunk["secciones"])
+    _golden("campeche_2240_gob_secciones_002.json", orjson.dumps(mine, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    dip = next(x for x in m["elecciones"] if x["id"] == "DIP_LOC")
+    dip = orjson.loads((root / dip["json"].lstrip("/")).read_bytes())
+    links = {c["json"] for c in dip["candidaturas_paginas"] if c["clave"].startswith("002-")}
+    assert len(links) == 1  # the district's contenders are packed together here (render.CHUNK_TARGET)
+    cands = orjson.loads((root / links.pop().lstrip("/")).read_bytes())
+    assert set(cands) == {"eleccion", "candidaturas"} and cands["eleccion"] == "DIP_LOC"
+    mine = {k: c for k, c in cands["candidaturas"].items() if c["ambito"]["id"] == "002"}
+    assert len(mine) < len(cands["candidaturas"]) and all(k.startswith("002-") for k in mine)
+    _golden("campeche_2240_dip_loc_candidaturas_002.json", orjson.dumps(mine, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
 def test_downloads_embeds_and_feed(built) -> None:

@@ -60,7 +60,7 @@ def _tree(root: Path, url: str, stamps: list[tuple[str, str]], seen: dict[str, A
 
     def link(obj: dict[str, Any], url: str) -> Any:
         target = _tree(root, url, stamps, seen)
-        # A section's json is a chunk of its unit's sections (docs/JSON.md); which chunk depends on when
+        # A section's json is a chunk of changed sections (docs/JSON.md); which chunk depends on when
         # the section last changed, so compare the section itself, not the chunk's other members.
         return target["secciones"][obj["id"]] if obj.get("tipo") == "seccion" else target
 
@@ -103,6 +103,32 @@ def test_incremental_corte_equals_cold_build(coahuila: list[Path], tmp_path: Pat
         assert norm(a, p in kept) == norm(b, False), p
     # Same figures and the same link structure through the whole JSON tree.
     assert _tree(inc, "/json/main.json", stamps, {}) == _tree(cold, "/json/main.json", [], {})
+
+
+def test_a_corte_packs_its_changed_sections_and_its_candidates(coahuila: list[Path], tmp_path: Path) -> None:
+    """Object budget (DECISIONS): a corte's changed sections go into chunks shared by several units, and
+    candidate objects into bundles, not one object per unit or per candidate."""
+    out = tmp_path / "site"
+    before = _build(coahuila[1], out)["files"]
+    after = _build(coahuila[2], out)["files"]
+    new = [p for p in after if p.startswith("json/") and p not in before and p != "json/main.json"]
+    objects = {p: orjson.loads((out / p).read_bytes()) for p in new}
+    chunks = {p: o for p, o in objects.items() if "secciones" in o}
+    pages = [p for p in after if "/seccion/" in p and before.get(p) != after[p]]
+    units = {(o["eleccion"], s["ambito"]["id"]) for o in chunks.values() for s in o["secciones"].values()}
+    # Every changed section page comes with its section in a new chunk, and those chunks are few.
+    assert sum(len(o["secciones"]) for o in chunks.values()) == len(pages) > 0
+    assert 2 <= len(chunks) < len(units) / 4, (len(chunks), len(units))
+    for e in orjson.loads((out / "json" / "main.json").read_bytes())["elecciones"]:
+        root = orjson.loads((out / e["json"].lstrip("/")).read_bytes())
+        links = [c["json"] for c in root["candidaturas_paginas"]]
+        bundles = {u: orjson.loads((out / u.lstrip("/")).read_bytes()) for u in links}
+        # Each candidate's link names the bundle that holds it, and no bundle holds anyone else.
+        assert all(bundles[c["json"]]["candidaturas"][c["clave"]]["id"] == c["clave"] for c in root["candidaturas_paginas"])
+        assert sorted(k for b in bundles.values() for k in b["candidaturas"]) == sorted(
+            c["clave"] for c in root["candidaturas_paginas"]
+        )
+        assert len(bundles) < max(2, len(links) / 4), (e["id"], len(bundles), len(links))
 
 
 def test_simulate_command(tmp_path: Path) -> None:
