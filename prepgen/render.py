@@ -78,9 +78,9 @@ def make_env(override: str | Path | None = None) -> jinja2.Environment:
 
 # Stands in for a page's long list while the rest is minified (plain text minify-html leaves alone).
 SPLICE_TOKEN = "prepgen-lista-c9f1e7"
-# A corte's changed sections go into chunks of about this many bytes (see Renderer._units), and
-# candidate objects into bundles of about as many (see Renderer._candidates): fewer objects a corte, and
-# still a small download for whoever follows one section's or one candidate's link. Sizes estimated from a
+# A corte's changed sections go into chunks of about this many bytes (see Renderer._units), and unit
+# and candidate objects into bundles of about as many (_units, _candidates): fewer objects a corte, and
+# still a small download for whoever follows one section's, unit's or candidate's link. Sizes estimated from a
 # section's JSON without its actas and one acta's (~1.6 KB and ~0.6-0.9 KB in the real packages), ...
 CHUNK_TARGET = 256 * 1024
 UNIT_GROUP_ACTAS = 8_000  # units rendered together, whose changed sections share chunks (Renderer._units)
@@ -89,6 +89,9 @@ ACTA_BYTES = 700
 # ... and a candidate's object without its rows and one row (a unit, or a section of its district).
 CANDIDATE_BYTES = 600
 CANDIDATE_ROW_BYTES = 110
+# ... and a unit's object without its section links, and one link.
+UNIT_BYTES = 2_000
+LINK_BYTES = 130
 
 
 def fmt_int(v: int | None) -> str:
@@ -659,8 +662,8 @@ class Renderer:
         return [[u.id for u in run] for run in _runs(units, weights, UNIT_GROUP_ACTAS)]
 
     def _units(self, e: Eleccion, uids: list[str]) -> Iterator[tuple[str, bytes]]:
-        """Some units' pages and JSON, their sections' pages, and new chunks holding the sections of all of
-        them that changed.
+        """Some units' pages, their sections' pages, new chunks holding the sections of all of them that
+        changed, and their objects in bundles.
 
         Section JSON is log-structured (docs/JSON.md): a section whose figures did not change stays in the
         chunk it was written to in an earlier corte (its page, which links that chunk, is kept as is); the
@@ -676,9 +679,15 @@ class Renderer:
             yield from self._chunk(e, dict(run), passes)
         kept = {c: True for p in passes for c, ok in p.chunk_ok.items() if ok}
         self._side.kept_files.extend(kept)
-        paths = []
+        units = []
         for p in passes:
-            paths.append((yield from self._unit_pages(e, p)))
+            units.append((yield from self._unit_pages(e, p)))
+        # Unit objects carry the live corte, so all of them are new every corte: packed like the chunks,
+        # ~40 objects per national election instead of 300.
+        paths = []
+        for run in _runs(units, [UNIT_BYTES + LINK_BYTES * len(x.links) for x in units], CHUNK_TARGET):
+            path = yield from self._unit_bundle(e, run)
+            paths.extend(path for _ in run)
         return paths
 
     def _chunk(self, e: Eleccion, sections: dict[str, dict[str, Any]], passes: list[_UnitPass]) -> Iterator[tuple[str, bytes]]:
@@ -759,7 +768,7 @@ class Renderer:
         return _UnitPass(u, entries, bodies, fresh, chunk_ok, links, new_links, pending, old_links)
 
     def _unit_pages(self, e: Eleccion, p: _UnitPass) -> Iterator[tuple[str, bytes]]:
-        """A unit's section pages that changed, its page and its JSON, once its new sections have a chunk."""
+        """A unit's section pages that changed, once its new sections have a chunk, and its object."""
         u, entries, bodies, fresh, links, new_links, pending, old_links = (
             p.u, p.entries, p.bodies, p.fresh, p.links, p.new_links, p.pending, p.old_links
         )
@@ -834,13 +843,20 @@ class Renderer:
             **self._figures(e, u.cifras, res),
             "ambitos": links,
         }
-        data = dumps(payload)
+        return _UnitObject(u, payload, res, links, list_min)
+
+    def _unit_bundle(self, e: Eleccion, units: list[_UnitObject]) -> Iterator[tuple[str, bytes]]:
+        """Some units' objects as one JSON bundle, then each unit's page linking it; the bundle's path."""
+        data = dumps({"eleccion": e.codigo, "unidades": {x.u.id: x.payload for x in units}})
         path = self._json_path(e.slug, data)
         yield path, data
-        yield f"{e.slug}/{u.tipo}/{u.id}/index.html", self._spliced(
-            "ambito", "lista_secciones", lambda: section_list(links), _given(list_min),
-            e=e, u=u, p=payload, resultados=res, corte=corte, current=corte, json_url=self.url(path),
-        )
+        json_url = self.url(path)
+        corte = self.corte
+        for x in units:
+            yield f"{e.slug}/{x.u.tipo}/{x.u.id}/index.html", self._spliced(
+                "ambito", "lista_secciones", lambda links=x.links: section_list(links), _given(x.list_min),
+                e=e, u=x.u, p=x.payload, resultados=x.res, corte=corte, current=corte, json_url=json_url,
+            )
         return path
 
     def _section_link(self, e: Eleccion, sid: str, chunk: str) -> dict[str, str]:
@@ -1138,6 +1154,16 @@ class _UnitPass:
     new_links: dict[str, tuple[str, dict[str, str]]]
     pending: list[tuple[int, Seccion]]  # (index in links, section) of the pages to render
     old_links: dict[str, tuple[str, dict[str, str]]]
+
+
+class _UnitObject(NamedTuple):
+    """A unit's object and what its page is printed from (Renderer._unit_pages to _unit_bundle)."""
+
+    u: Unidad
+    payload: dict[str, Any]
+    res: list[Resultado]
+    links: list[Any]
+    list_min: str | None
 
 
 @dataclass

@@ -184,8 +184,9 @@ def walk_corte(
                 page_floor[page] = min(page_floor.get(page, x), sec["corte_id"])
                 queue.extend(link for link in site_links(sec) if link not in seen)
         else:
-            # A candidate bundle is not stamped itself; each candidate in it is (docs/JSON.md).
-            for o in obj["candidaturas"].values() if isinstance(obj.get("candidaturas"), dict) else [obj]:
+            # A bundle of units or candidates is not stamped itself; each member is (docs/JSON.md).
+            members = obj.get("unidades") or obj.get("candidaturas")
+            for o in members.values() if isinstance(members, dict) else [obj]:
                 if o.get("corte") != pointer["corte"]:
                     w.errors.append(f"pointer {x}: {url} carries corte {o.get('corte')}")
             queue.extend(link for link in site_links(obj) if link not in seen)

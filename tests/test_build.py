@@ -127,7 +127,8 @@ def test_main_json_contract(built) -> None:
     assert set(e["actas"]) >= {"esperadas", "capturadas", "contabilizadas", "porcentaje_capturadas",
                                "porcentaje_contabilizadas"}
     assert {a["id"] for a in e["ambitos"]} >= {"027"}
-    unit = orjson.loads((root / e["ambitos"][0]["json"].lstrip("/")).read_bytes())
+    bundle = orjson.loads((root / e["ambitos"][0]["json"].lstrip("/")).read_bytes())
+    unit = bundle["unidades"][e["ambitos"][0]["id"]]
     assert unit["ambitos"][0]["tipo"] == "seccion"
     assert all(isinstance(c["votos"], int) for c in unit["candidaturas"])
 
@@ -425,7 +426,9 @@ def test_golden_output_campeche_2240(built) -> None:
     gob = orjson.loads((root / m["elecciones"][0]["json"].lstrip("/")).read_bytes())
     _golden("campeche_2240_gob.json", orjson.dumps(gob, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     d = next(a for a in gob["ambitos"] if a["id"] == "002")
-    unit = orjson.loads((root / d["json"].lstrip("/")).read_bytes())
+    units = orjson.loads((root / d["json"].lstrip("/")).read_bytes())
+    assert set(units) == {"eleccion", "unidades"} and len(units["unidades"]) > 1  # units come in bundles
+    unit = units["unidades"]["002"]
     _golden("campeche_2240_gob_distrito_002.json", orjson.dumps(unit, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     chunk = orjson.loads((root / unit["ambitos"][0]["json"].lstrip("/")).read_bytes())
     assert set(chunk) == {"eleccion", "secciones"}

@@ -42,7 +42,7 @@ def real_paths(build: Path) -> dict[str, list[str]]:
     election = m["elecciones"][0]["json"].lstrip("/")
     e = json.loads((build / election).read_bytes())
     unit = e["ambitos"][0]["json"].lstrip("/")
-    u = json.loads((build / unit).read_bytes())
+    u = json.loads((build / unit).read_bytes())["unidades"][e["ambitos"][0]["id"]]
     bundle = u["ambitos"][0]["json"].lstrip("/")
     files = load_manifest(build)["files"]
     static = sorted(p for p in files if p.startswith("static/"))

@@ -158,10 +158,10 @@ def test_reader_never_sees_a_404_or_a_mix_while_cortes_go_live(
     during = [w for t, w in walks if t < done]
     assert during, "the reader never completed a pass while publishing"
     assert walks[-1][1].corte_id == C3
-    # Every JSON object the corte's pointer reaches in its build was followed (elections, units, chunks,
+    # Every JSON object the corte's pointer reaches in its build was followed (2 elections, unit bundles, chunks,
     # candidate bundles), and every page.
     reachable = {cid: len(json_reachable(build)) for cid, build in campeche_builds.items()}
-    assert all(w.json_objects == reachable[w.corte_id] > 44 and w.pages == 1282 for _, w in walks), [
+    assert all(w.json_objects == reachable[w.corte_id] > 10 and w.pages == 1282 for _, w in walks), [
         (w.corte_id, w.json_objects, w.pages) for _, w in walks
     ]
     print(f"reader passes: {[w.corte_id for _, w in walks]}")

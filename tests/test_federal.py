@@ -100,7 +100,7 @@ def test_federal_unit_json_and_candidate_page_show_that_states_names(site: Path)
     dip = _election_json(site, "DIP_FED")
     for uid in ("01-01", "05-01"):
         amb = next(a for a in dip["ambitos"] if a["id"] == uid)
-        unit = orjson.loads((site / amb["json"].lstrip("/")).read_bytes())
+        unit = orjson.loads((site / amb["json"].lstrip("/")).read_bytes())["unidades"][uid]
         names = {c["codigo"]: c["nombre"] for c in unit["candidaturas"]}
         ent = int(uid[:2])
         assert names["SUM-PAN-PRI-PRD"] == f"DIPUTADO E{ent} D1 SUM-PAN-PRI-PRD"

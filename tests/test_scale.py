@@ -61,8 +61,15 @@ def _tree(root: Path, url: str, stamps: list[tuple[str, str]], seen: dict[str, A
     def link(obj: dict[str, Any], url: str) -> Any:
         target = _tree(root, url, stamps, seen)
         # A section's json is a chunk of changed sections (docs/JSON.md); which chunk depends on when
-        # the section last changed, so compare the section itself, not the chunk's other members.
-        return target["secciones"][obj["id"]] if obj.get("tipo") == "seccion" else target
+        # the section last changed, so compare the section itself, not the chunk's other members. Units
+        # and candidates come in bundles too: compare the member.
+        if obj.get("tipo") == "seccion":
+            return target["secciones"][obj["id"]]
+        if "unidades" in target:
+            return target["unidades"][obj["id"]]
+        if isinstance(target.get("candidaturas"), dict):
+            return target["candidaturas"][obj["clave"]]
+        return target
 
     def expand(obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -105,9 +112,9 @@ def test_incremental_corte_equals_cold_build(coahuila: list[Path], tmp_path: Pat
     assert _tree(inc, "/json/main.json", stamps, {}) == _tree(cold, "/json/main.json", [], {})
 
 
-def test_a_corte_packs_its_changed_sections_and_its_candidates(coahuila: list[Path], tmp_path: Path) -> None:
+def test_a_corte_packs_its_sections_units_and_candidates(coahuila: list[Path], tmp_path: Path) -> None:
     """Object budget (DECISIONS): a corte's changed sections go into chunks shared by several units, and
-    candidate objects into bundles, not one object per unit or per candidate."""
+    unit and candidate objects into bundles, not one object per unit or per candidate."""
     out = tmp_path / "site"
     before = _build(coahuila[1], out)["files"]
     after = _build(coahuila[2], out)["files"]
@@ -129,6 +136,11 @@ def test_a_corte_packs_its_changed_sections_and_its_candidates(coahuila: list[Pa
             c["clave"] for c in root["candidaturas_paginas"]
         )
         assert len(bundles) < max(2, len(links) / 4), (e["id"], len(bundles), len(links))
+        # Units too: each unit's link names the bundle holding it.
+        units = {a["json"]: orjson.loads((out / a["json"].lstrip("/")).read_bytes()) for a in root["ambitos"]}
+        assert all(units[a["json"]]["unidades"][a["id"]]["id"] == a["id"] for a in root["ambitos"])
+        assert sum(len(b["unidades"]) for b in units.values()) == len(root["ambitos"])
+        assert len(units) < len(root["ambitos"]) / 4, (e["id"], len(units), len(root["ambitos"]))
 
 
 def test_simulate_command(tmp_path: Path) -> None:
