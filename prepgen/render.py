@@ -504,7 +504,7 @@ class Renderer:
         self._unsettled.clear()
         self._drop_gone_sections()
         main = {
-            "version": 1,
+            "version": 2,  # the JSON contract (docs/JSON.md): 2 since units, chunks and candidates come in bundles
             "corte": self.corte.iso,
             "corte_texto": self.corte.texto,
             "corte_id": self.corte.id,
