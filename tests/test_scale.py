@@ -137,10 +137,10 @@ def test_a_corte_packs_its_sections_units_and_candidates(coahuila: list[Path], t
         )
         assert len(bundles) < max(2, len(links) / 4), (e["id"], len(bundles), len(links))
         # Units too: each unit's link names the bundle holding it.
-        units = {a["json"]: orjson.loads((out / a["json"].lstrip("/")).read_bytes()) for a in root["ambitos"]}
-        assert all(units[a["json"]]["unidades"][a["id"]]["id"] == a["id"] for a in root["ambitos"])
-        assert sum(len(b["unidades"]) for b in units.values()) == len(root["ambitos"])
-        assert len(units) < len(root["ambitos"]) / 4, (e["id"], len(units), len(root["ambitos"]))
+        held = {a["json"]: orjson.loads((out / a["json"].lstrip("/")).read_bytes()) for a in root["ambitos"]}
+        assert all(held[a["json"]]["unidades"][a["id"]]["id"] == a["id"] for a in root["ambitos"])
+        assert sum(len(b["unidades"]) for b in held.values()) == len(root["ambitos"])
+        assert len(held) < len(root["ambitos"]) / 4, (e["id"], len(held), len(root["ambitos"]))
 
 
 def test_simulate_command(tmp_path: Path) -> None:
