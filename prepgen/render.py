@@ -677,8 +677,7 @@ class Renderer:
         weights = [SECTION_BYTES + ACTA_BYTES * len(body["casillas"]) for _, body in fresh]
         for run in _runs(fresh, weights, CHUNK_TARGET):
             yield from self._chunk(e, dict(run), passes)
-        kept = {c: True for p in passes for c, ok in p.chunk_ok.items() if ok}
-        self._side.kept_files.extend(kept)
+        self._side.kept_files.extend(c for p in passes for c, ok in p.chunk_ok.items() if ok)  # deduped in _settle
         units = []
         for p in passes:
             units.append((yield from self._unit_pages(e, p)))
