@@ -181,7 +181,9 @@ class Renderer:
         self.direct = direct
         self.corte = corte
         self.o = options
-        self.env = make_env(options.tema)
+        # The watcher's memo keeps one environment corte after corte: its templates are compiled once, not
+        # again in the parent and in every forked worker each corte (auto_reload still notices an edit).
+        self.env = memo.environment(options.tema) if memo is not None else make_env(options.tema)
         self.base = options.base_path
         self.prev = state or SectionState()
         self.reuse = reuse or (lambda path: False)
@@ -1078,6 +1080,13 @@ class RenderMemo:
         self.lists: dict[tuple[str, str], tuple[tuple[str, ...], str | None]] = {}
         self.rows: dict[tuple[str, str], CandidateRows] = {}  # (slug, candidate clave) -> its rows
         self.base: str | None = None
+        self._env: tuple[str | Path | None, jinja2.Environment] | None = None
+
+    def environment(self, tema: str | Path | None) -> jinja2.Environment:
+        """The jinja2 environment for this theme override, made once."""
+        if self._env is None or self._env[0] != tema:
+            self._env = (tema, make_env(tema))
+        return self._env[1]
 
     def printed_under(self, base: str) -> None:
         """Forget the printed pieces if they were printed under another base path (every URL in them)."""

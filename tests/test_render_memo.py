@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,3 +164,26 @@ def test_keep_many_refuses_two_outputs_on_one_path_and_unknown_files(tmp_path: P
     assert w.files == {"b/index.html": entry, "c/index.html": entry} and w.unchanged == 2
     with pytest.raises(BuildError, match="c/index.html"):
         w.write("c/index.html", b"again")  # kept, then written
+
+
+def test_the_watchers_template_environment_is_kept_and_still_sees_theme_edits(tmp_path: Path) -> None:
+    base = (Path(__file__).resolve().parent.parent / "themes" / "zocalo" / "templates" / "base.html").read_text()
+    override = tmp_path / "tema" / "templates" / "base.html"
+    override.parent.mkdir(parents=True)
+    override.write_text(base.replace("</footer>", "<p>marca-uno</p></footer>"))
+    options = SiteOptions(tema=str(tmp_path / "tema"))
+    cache = BuildCache()
+    out = tmp_path / "site"
+    build(CAMPECHE[0], out, options, cache=cache)
+    env = cache.render.environment(options.tema)
+    assert "marca-uno" in (out / "gob" / "index.html").read_text()
+    # Edited between two cortes (a newsroom fixing its theme mid-night): the kept environment reloads it.
+    override.write_text(base.replace("</footer>", "<p>marca-dos</p></footer>"))
+    later = override.stat().st_mtime_ns + 2_000_000_000
+    os.utime(override, ns=(later, later))
+    build(CAMPECHE[1], out, options, cache=cache)
+    assert cache.render.environment(options.tema) is env
+    for page in (out / "gob" / "index.html", next((out / "gob" / "seccion").glob("*/index.html"))):
+        text = page.read_text()
+        assert "marca-dos" in text and "marca-uno" not in text, page
+    assert cache.render.environment(None) is not env  # another theme, another environment
