@@ -192,6 +192,11 @@ _work_option = click.option(
     "--work", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="The watcher's work dir: state, bitácora, packages, build (default: [operacion] trabajo).",
 )
+_gzip_option = click.option(
+    "--gzip/--no-gzip", "compress", default=None,
+    help="Store html/json/css/js/svg gzip-encoded on S3, as [publicar] gzip (default: plain). A web root is "
+    "always written plain.",
+)
 _endpoint_option = click.option(
     "--endpoint-url", default=None, help="S3-compatible endpoint (SeaweedFS, MinIO, R2); default: AWS."
 )
@@ -203,11 +208,11 @@ _endpoint_option = click.option(
 @_endpoint_option
 @click.option("--dry-run", is_flag=True, default=False, help="Show what would be uploaded; change nothing.")
 @click.option("--threads", type=click.IntRange(1, 128), default=None, help="Concurrent uploads (default 16).")
-@click.option("--gzip", "compress", is_flag=True, default=False, help="Store text objects gzip-encoded (S3 only).")
+@_gzip_option
 @pass_ctx
 def publish(
     obj: Ctx, directory: Path | None, to: str | None, endpoint_url: str | None, dry_run: bool,
-    threads: int | None, compress: bool,
+    threads: int | None, compress: bool | None,
 ) -> None:
     """Publish a build: changed objects first, the pointer json/main.json last.
 
@@ -221,11 +226,11 @@ def publish(
     """
     from .publish import publish as run_publish
 
-    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, hilos=threads)
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, hilos=threads, gzip=compress)
     root = directory or _resolve(cfg, cfg.salida)
     result = run_publish(
         root, _target(obj, cfg.destino), endpoint_url=cfg.endpoint_url, dry_run=dry_run, threads=cfg.hilos,
-        compress=compress,
+        compress=cfg.gzip,
     )
     obj.say(str(result))
 
@@ -279,7 +284,7 @@ def rollback(
     work_dir = work or _resolve(cfg, cfg.trabajo)
     if work is not None and not work.is_dir():
         raise ConfigError(f"{work}: no such work dir; give the watcher's --work or drop the option")
-    result = run_rollback(corte, target, endpoint_url=cfg.endpoint_url, all_pages=all_pages)
+    result = run_rollback(corte, target, endpoint_url=cfg.endpoint_url, all_pages=all_pages, compress=cfg.gzip)
     obj.say(str(result))
     if work_dir is not None:
         record_rollback(cfg, work_dir, target, result)
@@ -300,12 +305,13 @@ def _operacion(obj: Ctx, to: str | None, endpoint_url: str | None, work: Path | 
 @_endpoint_option
 @_work_option
 @click.option("--threads", type=click.IntRange(1, 128), default=None, help="Concurrent uploads (default 16).")
+@_gzip_option
 @click.option("--once", is_flag=True, default=False,
               help="Look at the inbox twice (one poll apart), handle what is complete, and exit.")
 @pass_ctx
 def watch(
     obj: Ctx, inbox: Path | None, to: str | None, endpoint_url: str | None, work: Path | None,
-    threads: int | None, once: bool,
+    threads: int | None, compress: bool | None, once: bool,
 ) -> None:
     """Publish every package that lands in INBOX, newest corte last; refuse bad ones; keep a bitácora.
 
@@ -321,7 +327,7 @@ def watch(
     """
     from .watch import Watcher, operacion
 
-    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, hilos=threads)
+    cfg = obj.config.override(destino=to, endpoint_url=endpoint_url, hilos=threads, gzip=compress)
     folder = inbox or _resolve(cfg, cfg.entrada)
     if folder is None:
         raise ConfigError("no inbox: pass INBOX or set [operacion] entrada in prepgen.toml")

@@ -35,6 +35,7 @@ class Config:
     destino: str | None = None  # s3://bucket/prefix or /var/www/prep
     endpoint_url: str | None = None  # S3-compatible endpoint (SeaweedFS, MinIO, R2)
     hilos: int = 16  # concurrent uploads
+    gzip: bool = False  # store html/json/css/js/svg gzip-encoded on S3 (a web root is always plain)
     # [operacion]
     periodo_minutos: float = 5.0  # institute's publication period
     periodos_sin_corte: int = 3  # silent periods before the automatic aviso
@@ -68,7 +69,7 @@ class Config:
 _SECTIONS = {
     "proceso": ("entidad", "anio", "elecciones", "institucion"),
     "sitio": ("datos", "salida", "base_path", "base_url", "tema", "titulo", "zona_horaria"),
-    "publicar": ("destino", "endpoint_url", "hilos"),
+    "publicar": ("destino", "endpoint_url", "hilos", "gzip"),
     "operacion": (
         "periodo_minutos",
         "periodos_sin_corte",
@@ -113,6 +114,8 @@ def load_config(path: str | Path | None = None) -> Config:
         values["elecciones"] = tuple(str(e).upper() for e in values["elecciones"])
     if "base_path" in values:
         values["base_path"] = normalise_base_path(values["base_path"])
+    if "gzip" in values and not isinstance(values["gzip"], bool):
+        raise ConfigError(f"{path}: [publicar] gzip must be true or false, not {values['gzip']!r}")
     for key in ("aviso_texto", "final_texto"):
         if key in values and not str(values[key]).strip():
             # An empty banner is a blank box on every page at the moment readers most need the words.

@@ -75,6 +75,7 @@ class Operacion:
     target: str
     endpoint_url: str | None = None
     threads: int = 16
+    compress: bool = False  # [publicar] gzip
     site: SiteOptions = field(default_factory=SiteOptions)
     aviso_texto: str = Config.aviso_texto
     final_texto: str = Config.final_texto
@@ -104,6 +105,7 @@ class Operacion:
             target=target,
             endpoint_url=cfg.endpoint_url,
             threads=cfg.hilos,
+            compress=cfg.gzip,
             site=site,
             aviso_texto=cfg.aviso_texto,
             final_texto=cfg.final_texto,
@@ -252,7 +254,9 @@ class Engine:
     # --- target -----------------------------------------------------------------------------------
     def storage(self) -> Any:
         if self._storage is None:
-            self._storage = open_storage(self.op.target, endpoint_url=self.op.endpoint_url, threads=self.op.threads)
+            self._storage = open_storage(
+                self.op.target, endpoint_url=self.op.endpoint_url, threads=self.op.threads, compress=self.op.compress
+            )
         return self._storage
 
     def live_corte(self) -> str | None:
@@ -347,7 +351,7 @@ class Engine:
         try:
             result = publish(
                 self.wd.build, self.op.target, endpoint_url=self.op.endpoint_url, threads=self.op.threads,
-                manifest=manifest, live=self.live, early=early,
+                manifest=manifest, live=self.live, early=early, compress=self.op.compress,
             )
         except PublishError as exc:
             raise Retry(exc.message) from None

@@ -157,10 +157,10 @@ def test_headers_per_class_come_back_on_get(
         assert response["ContentType"] == entry["type"], path
         assert response["CacheControl"] == CACHE_CONTROL[entry["class"]], path
         body = response["Body"].read()
-        if compress:
+        if compress and path != "json/main.json":
             assert response.get("ContentEncoding") == "gzip", path
             body = gzip.decompress(body)
-        else:
+        else:  # the pointer stays plain for clients that read it raw
             assert "ContentEncoding" not in response, path
         assert sha(body) == entry["sha256"]
         seen.add(entry["class"])

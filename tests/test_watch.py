@@ -448,6 +448,53 @@ def test_cli_watch_once_aviso_final_bitacora_rollback(site: tuple[str, str, Buck
     assert all(e["ts"][:4].isdigit() and "T" in e["ts"] for e in log)
 
 
+
+def test_gzip_setting_reaches_the_watcher_aviso_and_rollback(site: tuple[str, str, Bucket], tmp_path: Path) -> None:
+    """[publicar] gzip = true stores text objects gzip-encoded; --no-gzip overrides it for one run."""
+    target, endpoint, bucket = site
+    config = write_config(tmp_path, target, endpoint)
+    config.write_text(config.read_text(encoding="utf-8").replace("[publicar]\n", "[publicar]\ngzip = true\n"),
+                      encoding="utf-8")
+    inbox, work = tmp_path / "buzon", tmp_path / "trabajo"
+
+    def stored(key: str) -> tuple[str | None, bytes]:
+        response = bucket.client.get_object(Bucket=bucket.bucket, Key=bucket.prefix + key)
+        return response.get("ContentEncoding"), response["Body"].read()
+
+    def chunk(page: str) -> str:
+        # The section page's JSON link: a content-addressed chunk uploaded with the corte's data tree.
+        return bucket.text(page).split('href=/json/', 1)[1].split(">", 1)[0].removesuffix('"')
+
+    drop(inbox, CAMPECHE[0])
+    result = run_cli("watch", "--once")
+    assert result.exit_code == 0, result.output
+    built = work / "build"
+    for key in ("index.html", "gob/seccion/0001/index.html", "json/" + chunk("gob/seccion/0001/index.html")):
+        encoding, body = stored(key)
+        assert encoding == "gzip", key
+        assert gzip.decompress(body) == (built / key).read_bytes(), key
+
+    drop(inbox, CAMPECHE[1])
+    result = run_cli("-q", "watch", "--once", "--no-gzip")
+    assert result.exit_code == 0, result.output
+    assert bucket.pointer()["corte_id"] == "20210607_1320"  # type: ignore[index]
+    encoding, body = stored("index.html")
+    assert encoding is None and body == (built / "index.html").read_bytes()
+
+    result = run_cli("aviso", "Falla de red")  # the setting again: the re-rendered pages go gzip-encoded
+    assert result.exit_code == 0, result.output
+    encoding, body = stored("index.html")
+    assert encoding == "gzip" and b"Falla de red" in gzip.decompress(body)
+
+    result = run_cli("rollback", "20210606_2240")
+    assert result.exit_code == 0, result.output
+    encoding, body = stored("gob/index.html")  # restored from the corte's archive, gzip-encoded
+    assert encoding == "gzip" and b"06/06/2021 22:40" in gzip.decompress(body)
+
+    config.write_text(config.read_text(encoding="utf-8").replace("gzip = true", 'gzip = "yes"'), encoding="utf-8")
+    result = run_cli("watch", "--once")
+    assert result.exit_code == 1 and "[publicar] gzip must be true or false" in result.output, result.output
+
 @pytest.mark.parametrize(
     "args, needs",
     [
