@@ -165,8 +165,10 @@ def human(n: float | None) -> str:
 class Watcher:
     """`prepgen watch` on a fresh inbox, publishing to a SeaweedFS bucket, for the whole bench run."""
 
-    def __init__(self, root: Path, storage: Storage, bucket: str, package: Path, poll: float = 0.2) -> None:
-        self.root, self.storage, self.bucket = root, storage, bucket
+    def __init__(
+        self, root: Path, storage: Storage, bucket: str, package: Path, poll: float = 0.2, gzip: bool = False
+    ) -> None:
+        self.root, self.storage, self.bucket, self.gzip = root, storage, bucket, gzip
         self.inbox, self.work = root / "inbox", root / "trabajo"
         self.inbox.mkdir(parents=True)
         self.config = root / "prepgen.toml"
@@ -182,7 +184,8 @@ class Watcher:
 
     def __enter__(self) -> Watcher:
         cmd = [sys.executable, "-m", "prepgen.cli", "-q", "--config", str(self.config), "watch", str(self.inbox),
-               "--to", f"s3://{self.bucket}/site", "--endpoint-url", self.storage.endpoint, "--work", str(self.work)]
+               "--to", f"s3://{self.bucket}/site", "--endpoint-url", self.storage.endpoint, "--work", str(self.work),
+               *(["--gzip"] if self.gzip else [])]
         self.log = open(self.root / "watch.log", "wb")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -74,7 +74,7 @@ def new_share(paths: list[Path], package: Path) -> float:
 
 def run(
     escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, work: Path, naive_baseline: bool,
-    reuse: dict[str, Any] | None = None, more_cortes: int = 0,
+    reuse: dict[str, Any] | None = None, more_cortes: int = 0, gzip: bool = False,
 ) -> dict[str, Any]:
     paths = sorted(sim_dir.glob("*_PREP*.zip"))
     if len(paths) != cortes:
@@ -84,7 +84,7 @@ def run(
     k, share = pick_pair(paths, say)
     prev, new = paths[k], paths[k + 1]
     out: dict[str, Any] = {"escala": escala, "corte_previo": prev.name, "corte": new.name,
-                           "actas_nuevas_pct": round(100 * share, 2)}
+                           "actas_nuevas_pct": round(100 * share, 2), "gzip": gzip}
 
     if reuse is not None:
         if (reuse["corte_previo"], reuse["corte"]) != (prev.name, new.name):
@@ -107,7 +107,7 @@ def run(
 
     with Storage(work / "seaweedfs") as s3:
         bucket = s3.bucket()
-        with Watcher(work / "watch", s3, bucket, prev) as w:
+        with Watcher(work / "watch", s3, bucket, prev, gzip=gzip) as w:
             say(f"baseline: the watcher builds and publishes {prev.name} (cold build + first full publish)")
             out["first_publish"] = w.deliver(prev)
             say(f"first publish: {json.dumps(out['first_publish'])}")
@@ -160,10 +160,11 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         c, live, naive = r["cold_build"], r["corte_to_live"], r["naive"]
         again = {k: " (reused from an earlier run)" if r[k].get("reused") else "" for k in ("cold_build", "naive")}
+        gz = " --gzip" if r.get("gzip") else ""
         lines += [
             f"| {r['escala']} | cold build ({c['pages']:,} pages){again['cold_build']} | {c['seconds']:.1f} | {c['pages_per_s']:,.0f} pages/s "
             f"| {c['peak_rss_mib']:.0f} MiB |",
-            f"| {r['escala']} | corte-to-live, {r['actas_nuevas_pct']} % new actas: watcher, inbox → pointer "
+            f"| {r['escala']} | corte-to-live, {r['actas_nuevas_pct']} % new actas: watcher{gz}, inbox → pointer "
             f"(build {live['build_seconds']:.1f} s + publish {live['publish_seconds']:.1f} s{cpu(live)}) | {live['seconds']:.1f} "
             f"| {live['objects']:,} objects | {human(live['bytes'])} · RSS {live['peak_rss_mib']:.0f} MiB |",
             f"| {r['escala']} | naive: full rebuild {naive['build_seconds']:.1f} s + rclone sync "
@@ -195,6 +196,8 @@ def main() -> None:
                          "pair) and measure only corte-to-live")
     ap.add_argument("--more-cortes", type=int, default=0, metavar="N",
                     help="after the timed corte, deliver the next N cortes too and time each (more samples)")
+    ap.add_argument("--gzip", action="store_true",
+                    help="the watcher stores pages and JSON gzip-encoded ([publicar] gzip = true)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--progress", action="store_true",
@@ -215,7 +218,8 @@ def main() -> None:
                 reuse = next((r for r in json.loads(args.reuse.read_text()) if r["escala"] == escala), None)
                 if reuse is None:
                     raise SystemExit(f"--reuse {args.reuse}: no {escala} run in it")
-            results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse, args.more_cortes))
+            results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse, args.more_cortes,
+                               args.gzip))
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))
