@@ -2,6 +2,11 @@
 
     python bench/putrate.py [--pages 10000] [--bundles 100] [--threads 8,16,32] [--modes boto3,lean,rclone]
                             [--repeat 2] [--json]
+    python bench/putrate.py --from BUILD_DIR --files LIST --modes lean,gzip --repeat 2
+
+``--from``/``--files``: the objects are a build's own files (LIST: one path relative to BUILD_DIR per line,
+e.g. the files a corte changed) instead of synthetic ones; mode ``gzip`` is ``lean`` with the storage's
+``compress`` on, as ``[publicar] gzip = true`` publishes them.
 
 Synthetic objects of realistic sizes (section pages 6–10 KB of html, bundles 50–700 KB of JSON), written
 to a temp dir once and read into memory (rclone reads the dir). Each run PUTs every object into a fresh
@@ -52,6 +57,13 @@ def synth(root: Path, pages: int, bundles: int, seed: int = 7) -> list[tuple[str
     return out
 
 
+def from_build(root: Path, listing: Path) -> list[tuple[str, bytes, str, str]]:
+    from prepgen.headers import classify, content_type
+
+    paths = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    return [(p, (root / p).read_bytes(), content_type(p), classify(p)) for p in paths]
+
+
 def proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -81,10 +93,10 @@ def run_boto3(s3: Storage, bucket: str, objects: list, threads: int) -> None:
         list(pool.map(put, objects))
 
 
-def run_lean(s3: Storage, bucket: str, objects: list, threads: int) -> None:
+def run_lean(s3: Storage, bucket: str, objects: list, threads: int, compress: bool = False) -> None:
     from prepgen.publish import S3Storage
 
-    storage = S3Storage(f"s3://{bucket}/site", endpoint_url=s3.endpoint, threads=threads)
+    storage = S3Storage(f"s3://{bucket}/site", endpoint_url=s3.endpoint, threads=threads, compress=compress)
     shas = {path: hashlib.sha256(body).hexdigest() for path, body, _, _ in objects}
 
     def put(obj: tuple[str, bytes, str, str]) -> None:
@@ -112,11 +124,20 @@ def main() -> None:
     ap.add_argument("--modes", default="boto3,lean")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--weed-flags", default="", help="extra `weed server` flags, space-separated")
+    ap.add_argument("--from", dest="source", type=Path, default=None, metavar="BUILD_DIR")
+    ap.add_argument("--files", type=Path, default=None, metavar="LIST")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if (args.source is None) != (args.files is None):
+        ap.error("--from and --files go together")
+    if args.source is not None and "rclone" in args.modes.split(","):
+        ap.error("rclone copies a folder: it runs on the synthetic objects only")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="prepgen-putrate-") as tmp:
-        objects = synth(Path(tmp) / "site", args.pages, args.bundles)
+        if args.source is not None:
+            objects = from_build(args.source, args.files)
+        else:
+            objects = synth(Path(tmp) / "site", args.pages, args.bundles)
         total = sum(len(b) for _, b, _, _ in objects)
         print(f"{len(objects):,} objects, {human(total)}", file=sys.stderr)
         s3 = Storage(Path(tmp) / "seaweedfs")
@@ -133,8 +154,8 @@ def main() -> None:
                         w0, c0, t0 = proc_cpu(weed), self_cpu(), time.perf_counter()
                         if mode == "boto3":
                             run_boto3(s3, bucket, objects, threads)
-                        elif mode == "lean":
-                            run_lean(s3, bucket, objects, threads)
+                        elif mode in ("lean", "gzip"):
+                            run_lean(s3, bucket, objects, threads, compress=mode == "gzip")
                         else:
                             c0 -= run_rclone(s3, bucket, Path(tmp) / "site", threads)
                         wall = time.perf_counter() - t0
