@@ -335,8 +335,12 @@ server {{
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host {host};
-    # Identity bodies in the cache; the edge compresses per client.
+    # Identity bodies in the cache; the edge compresses per client. Objects stored gzip-encoded
+    # ([publicar] gzip = true) come gzip whatever the request says (S3 does not decode): cached as they
+    # are, passed on to clients that accept gzip and decoded for the rest (ngx_http_gunzip_module, in
+    # Debian's and nginx.org's packages).
     proxy_set_header Accept-Encoding "";
+    gunzip on;
     proxy_set_header Authorization "";
     proxy_set_header Cookie "";{tls}
     proxy_connect_timeout 2s;
@@ -344,7 +348,8 @@ server {{
     proxy_read_timeout 10s;
 
     proxy_cache {tag}_cache;
-    # One key per object whatever the query string; the cache stores identity bodies, so no encoding either.
+    # One key per object whatever the query string; the cache holds one body per object (identity, or gzip
+    # as stored), so no encoding in the key either.
     proxy_cache_key ${tag}_key;
     # The origin's Cache-Control wins over these; they apply only to objects stored without one.
     proxy_cache_valid 200 10s;

@@ -3,6 +3,8 @@ the build dir, and as a caching proxy (CDN stand-in) in front of real SeaweedFS 
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import json
 import time
 from pathlib import Path
@@ -168,3 +170,37 @@ def test_nginx_caching_proxy_in_front_of_seaweedfs_across_a_pointer_flip(
             g.close()
         relaxed.stop()
 
+
+
+def test_nginx_edge_decodes_gzip_stored_objects_for_clients_without_gzip(
+    campeche_builds: dict[str, Path], nginx: NginxServer, s3server: S3Server, s3bucket: str, tmp_path: Path
+) -> None:
+    """With [publicar] gzip = true the storage answers gzip bytes whatever the request says (S3 does not
+    decode; SeaweedFS neither): the edge hands them on to clients that accept gzip and decodes them for
+    the rest."""
+    make_public(s3server.client(), s3bucket)
+    to = f"s3://{s3bucket}/prep2021"
+    build = campeche_builds[C2]
+    publish(build, to, endpoint_url=s3server.endpoint_url, compress=True)
+    edge = nginx.start(config(
+        "--upstream", f"{s3server.endpoint_url}/{s3bucket}/prep2021/", "--listen", nginx.listen,
+        "--cache-dir", str(tmp_path / "cache"),
+    ))
+    paths = real_paths(build)
+    conn = http.client.HTTPConnection(edge.url.split("//", 1)[1], timeout=10)
+    try:
+        for key in [*paths["page"], *paths["immutable"]]:
+            wanted = (build / (key + "index.html" if key == "" or key.endswith("/") else key)).read_bytes()
+            for accept in ("gzip", None, "gzip"):  # a cached gzip copy must not leak to a client without gzip
+                conn.request("GET", "/" + key, headers={"Accept-Encoding": accept} if accept else {})
+                response = conn.getresponse()
+                body = response.read()
+                assert response.status == 200, key
+                if accept:
+                    assert response.headers["Content-Encoding"] == "gzip", key
+                    body = gzip.decompress(body)
+                else:
+                    assert response.headers["Content-Encoding"] is None, key
+                assert body == wanted, key
+    finally:
+        conn.close()
