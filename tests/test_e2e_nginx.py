@@ -171,7 +171,6 @@ def test_nginx_caching_proxy_in_front_of_seaweedfs_across_a_pointer_flip(
         relaxed.stop()
 
 
-
 def test_nginx_edge_decodes_gzip_stored_objects_for_clients_without_gzip(
     campeche_builds: dict[str, Path], nginx: NginxServer, s3server: S3Server, s3bucket: str, tmp_path: Path
 ) -> None:

@@ -448,7 +448,6 @@ def test_cli_watch_once_aviso_final_bitacora_rollback(site: tuple[str, str, Buck
     assert all(e["ts"][:4].isdigit() and "T" in e["ts"] for e in log)
 
 
-
 def test_gzip_setting_reaches_the_watcher_aviso_and_rollback(site: tuple[str, str, Bucket], tmp_path: Path) -> None:
     """[publicar] gzip = true stores text objects gzip-encoded; --no-gzip overrides it for one run."""
     target, endpoint, bucket = site
