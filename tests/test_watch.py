@@ -27,6 +27,7 @@ from prepgen import watch as watch_module
 from prepgen.bitacora import Bitacora
 from prepgen.cli import main
 from prepgen.config import Config
+from prepgen.publish import S3Storage
 from prepgen.render import SiteOptions
 from prepgen.simulate import simulate
 from prepgen.watch import Operacion, Watcher, operacion
@@ -171,10 +172,12 @@ def test_inbox_out_of_order_duplicates_stale_and_hostile(
     op = make_op(tmp_path, target, endpoint)
     # The watcher hands publish the build's manifest and the record it left live, corte after corte.
     handed: list[tuple[str, str, bool]] = []
+    targets: list[Any] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         result = real_publish(*args, **kwargs)
         handed.append((result.corte_id, result.live_source, kwargs.get("manifest") is not None))
+        targets.append(args[1])
         return result
 
     real_publish = watch_module.publish
@@ -190,6 +193,8 @@ def test_inbox_out_of_order_duplicates_stale_and_hostile(
 
     assert bucket.pointer()["corte_id"] == "20210607_2000"  # type: ignore[index]
     assert handed == [("20210607_1320", "none", True), ("20210607_2000", "memory", True)]
+    # One storage (boto3 client, kept-alive PUT connections) for the watcher's life, not one per corte.
+    assert isinstance(targets[0], S3Storage) and targets[1] is targets[0] is watcher.engine.storage()
     live = watcher.engine.live
     assert live is not None and live.corte_id == "20210607_2000"
     assert live.files == json.loads(bucket.text("_prepgen/cortes/20210607_2000/manifest.json"))["files"]
@@ -223,6 +228,9 @@ def test_inbox_out_of_order_duplicates_stale_and_hostile(
             index_of(log, "publicacion", archivo=name, corte=corte),
         ]
         assert steps == sorted(steps), name
+        etapas = log[steps[2]]["etapas"]
+        assert set(etapas) == {"leer", "modelo", "render", "escribir"}, etapas
+        assert all(isinstance(v, float) and v >= 0 for v in etapas.values()) and etapas["render"] > 0, etapas
         pub = log[steps[-1]]
         assert pub["objetos"] > 0 and pub["bytes"] > 0 and pub["latencia_segundos"] > 0 and pub["puntero"]
         assert len(log[steps[0]]["sha256"]) == 64
