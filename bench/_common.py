@@ -256,6 +256,7 @@ class Watcher:
         cpu["otros"] = round(cpu.pop("maquina") - cpu["prepgen"] - cpu["almacen"], 1)
         entry = self._bitacora(corte)
         return {"seconds": seconds, "build_seconds": entry.get("construccion_segundos"),
+                "build_stages": self._bitacora(corte, "construccion").get("etapas"),
                 "publish_seconds": entry["segundos"], "objects": entry["objetos"], "bytes": entry["bytes"],
                 "latencia_bitacora": entry.get("latencia_segundos"), "espera_inactivo": round(waited, 1),
                 "cpu_s": cpu}
@@ -271,14 +272,14 @@ class Watcher:
         return {"prepgen": cpu_seconds(self.proc.pid, children=True),
                 "almacen": cpu_seconds(self.storage.server.proc.pid, children=True), "maquina": busy}
 
-    def _bitacora(self, corte: str) -> dict[str, Any]:
+    def _bitacora(self, corte: str, evento: str = "publicacion") -> dict[str, Any]:
         for _ in range(100):  # the pointer flips just before the watcher logs it
             for line in reversed((self.work / "bitacora.jsonl").read_text().splitlines()):
                 rec = json.loads(line)
-                if rec.get("evento") == "publicacion" and rec.get("corte") == corte:
+                if rec.get("evento") == evento and rec.get("corte") == corte:
                     return rec
             time.sleep(0.05)
-        raise RuntimeError(f"no publicacion of {corte} in the bitácora")
+        raise RuntimeError(f"no {evento} of {corte} in the bitácora")
 
     def peak_rss_mib(self) -> float:
         assert self.proc is not None
