@@ -147,6 +147,7 @@ def run(
         out["naive"] = {"seconds": time.perf_counter() - t, "build_seconds": nbuild["seconds"],
                         "sync_seconds": sync["seconds"], "objects": sync["objects"], "bytes": sync["bytes"],
                         "baseline": naive_baseline, "espera_disco": round(waited, 1)}
+        say(f"naive: {json.dumps(out['naive'])}")
     out["ratio"] = out["naive"]["seconds"] / out["corte_to_live"]["seconds"]
     return out
 
@@ -224,6 +225,7 @@ def main() -> None:
                     raise SystemExit(f"--reuse {args.reuse}: no {escala} run in it")
             results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse, args.more_cortes,
                                args.gzip))
+            say(f"{escala}: done; removing its work folders (a national run's take this box 10-30 minutes)")
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))
