@@ -225,12 +225,11 @@ def main() -> None:
                     raise SystemExit(f"--reuse {args.reuse}: no {escala} run in it")
             results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse, args.more_cortes,
                                args.gzip))
-            say(f"{escala}: done; removing its work folders (a national run's take this box 10-30 minutes)")
-            shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print(table(results))
+            if escala != escalas[-1]:
+                shutil.rmtree(work, ignore_errors=True)
+        # Out before the last removal, which takes this box 10-30 minutes after a national run (online discard).
+        print(json.dumps(results, indent=2) if args.json else table(results), flush=True)
+        say("removing the work folders")
 
 
 if __name__ == "__main__":
