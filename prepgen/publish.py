@@ -947,31 +947,10 @@ def publish(
         # The record's table: a page's origen (whose archive holds its bytes) stays the live corte's answer
         # while the page is unchanged. Made while the uploads run (zlib, orjson and file reads release the
         # GIL) instead of before the first PUT or between the last page and the pointer.
-        inherited = t.live_id or corte_id
-        record_files: dict[str, dict[str, Any]] = {}
-        ours: list[str] = []
-        skipped_bytes = 0
-        for path, entry in files.items():
-            page = entry["class"] == PAGE
-            if path in todo:
-                if page:
-                    entry = {**entry, "origen": corte_id}
-                    ours.append(path)
-                record_files[path] = entry
-                continue
-            skipped_bytes += int(entry.get("size", 0))
-            if page:
-                # Same sha256 as the live record's entry (else it would be in todo): that entry, origen and
-                # all, is this one. Reused rather than copied: 200,000 new dicts a national corte, made with
-                # the GIL the upload threads need.
-                live = live_files[path]
-                origen = live.get("origen", inherited)
-                if "origen" not in live or len(live) != len(entry) + 1:
-                    live = {**entry, "origen": origen}
-                entry = live
-                if origen == corte_id:
-                    ours.append(path)  # a re-published corte: unchanged pages it already introduced
-            record_files[path] = entry
+        if t.live_source == "memory" and t.live_id != corte_id:
+            record_files, ours, skipped_bytes = _record_table_on_live(files, todo, live_files, corte_id)
+        else:
+            record_files, ours, skipped_bytes = _record_table(files, todo, live_files, corte_id, t.live_id or corte_id)
         record = {k: v for k, v in manifest.items() if k != "files"}
         record["files"] = record_files
         manifest_data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
@@ -1024,6 +1003,67 @@ def publish(
         journal.close(finished=finished)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _record_table(
+    files: dict[str, dict[str, Any]],
+    todo: dict[str, dict[str, Any]],
+    live_files: dict[str, dict[str, Any]],
+    corte_id: str,
+    inherited: str,
+) -> tuple[dict[str, dict[str, Any]], list[str], int]:
+    """The record's file table (each page with its ``origen``: whose archive holds its bytes), the pages
+    this corte's archive holds, and the bytes not uploaded. A page's origen stays the live record's while
+    the page is unchanged; ``inherited`` stands in where the live record has none (an older prepgen's)."""
+    record_files: dict[str, dict[str, Any]] = {}
+    ours: list[str] = []
+    skipped_bytes = 0
+    for path, entry in files.items():
+        page = entry["class"] == PAGE
+        if path in todo:
+            if page:
+                entry = {**entry, "origen": corte_id}
+                ours.append(path)
+            record_files[path] = entry
+            continue
+        skipped_bytes += int(entry.get("size", 0))
+        if page:
+            # Same sha256 as the live record's entry (else it would be in todo): that entry, origen and
+            # all, is this one. Reused rather than copied: 200,000 new dicts a national corte, made with
+            # the GIL the upload threads need.
+            live = live_files[path]
+            origen = live.get("origen", inherited)
+            if "origen" not in live or len(live) != len(entry) + 1:
+                live = {**entry, "origen": origen}
+            entry = live
+            if origen == corte_id:
+                ours.append(path)  # a re-published corte: unchanged pages it already introduced
+        record_files[path] = entry
+    return record_files, ours, skipped_bytes
+
+
+def _record_table_on_live(
+    files: dict[str, dict[str, Any]],
+    todo: dict[str, dict[str, Any]],
+    live_files: dict[str, dict[str, Any]],
+    corte_id: str,
+) -> tuple[dict[str, dict[str, Any]], list[str], int]:
+    """_record_table when the live table is this process's own previous one (the watcher's next corte):
+    every page in it has its origen and none is this corte's (which was never published before), so the
+    table is the live one with what the build dropped removed and what changed put on top. The same
+    result as _record_table without its loop over every file (216,000 nationally, ~0.5 s holding the GIL
+    the upload threads need)."""
+    record_files = dict(live_files)
+    for path in live_files.keys() - files.keys():
+        del record_files[path]
+    ours: list[str] = []
+    for path, entry in todo.items():
+        if entry["class"] == PAGE:
+            entry = {**entry, "origen": corte_id}
+            ours.append(path)
+        record_files[path] = entry
+    skipped_bytes = sum(int(e.get("size", 0)) for e in files.values()) - sum(int(e.get("size", 0)) for e in todo.values())
+    return record_files, ours, skipped_bytes
 
 
 @dataclass

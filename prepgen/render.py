@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -33,6 +34,7 @@ from .model import Cifras, Contendiente, Eleccion, Resultado, Seccion, Unidad, p
 from .reader import Acta, Corte
 
 T = TypeVar("T")
+_ACTAS = attrgetter("actas")
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
 DEFAULT_THEME = THEMES_DIR / "zocalo"
@@ -660,7 +662,8 @@ class Renderer:
         (see _units). Decided from the model alone, so a build with or without the watcher's caches groups
         alike and writes the same bytes."""
         units = list(e.unidades.values())
-        weights = [sum(len(s.actas) for s in u.secciones.values()) for u in units]
+        # map in C, not a generator per unit: 213,000 sections nationally, every corte, before any worker starts.
+        weights = [sum(map(len, map(_ACTAS, u.secciones.values()))) for u in units]
         return [[u.id for u in run] for run in _runs(units, weights, UNIT_GROUP_ACTAS)]
 
     def _units(self, e: Eleccion, uids: list[str]) -> Iterator[tuple[str, bytes]]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from decimal import Decimal
@@ -10,7 +11,7 @@ from paths import CAMPECHE, CAMPECHE_ZERO, PUEBLA
 from variants import only_csv, rewrite_package
 
 from prepgen.errors import PackageError
-from prepgen.reader import read_package
+from prepgen.reader import _multi_entidad, read_package
 
 GOB = "CAMP_GOB_2021.csv"
 
@@ -197,3 +198,13 @@ def test_zip_slip_and_bomb_refused(tmp_path: Path) -> None:
             fh.write(chunk)
     with pytest.raises(PackageError, match="zip bomb"):
         read_package(bomb)
+
+
+def test_more_than_one_entity_is_told_by_the_number_not_its_zero_padding() -> None:
+    a = read_package(CAMPECHE[0]).elecciones[0].actas[0]
+    one = [dataclasses.replace(a, entidad=e) for e in ("04", "4", "", "04")]
+    assert not _multi_entidad(one)
+    # A fuera de catálogo acta's entity does not count; a catalogued one does, wherever it is.
+    assert not _multi_entidad([*one, dataclasses.replace(a, entidad="05", fuera_catalogo=True)])
+    assert _multi_entidad([*one, dataclasses.replace(a, entidad="5")])
+    assert _multi_entidad([dataclasses.replace(a, entidad="0"), dataclasses.replace(a, entidad="00"), *one])
