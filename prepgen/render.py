@@ -212,6 +212,8 @@ class Renderer:
         self.fast_shells = 0  # unit and candidate pages whose shell fastpage wrote (see _spliced)
         self._pool: Any = None  # the render processes of this build (see _worker_pool)
         self._unsettled: list[tuple[Eleccion, dict[str, Any], _Side]] = []  # see _map
+        self._planned: dict[tuple[int, str], tuple[list[Any], int]] = {}  # see _plan
+        self._results: Iterator[_WorkOut] = iter(())
         # The page kinds fastpage prints: those whose templates are still the ones it was written from.
         self._fast_kinds = {
             kind
@@ -314,10 +316,10 @@ class Renderer:
     def _map(self, e: Eleccion, method: str, keys: list[Any]) -> Iterator[tuple[str, bytes | Written]]:
         """Run ``method(e, key)`` for every key, yielding its files in key order; return its results.
 
-        With more than one worker the keys are spread over forked processes (the model and this renderer
-        are inherited, not pickled); each sends back its files, its section-state entries and the pages it
-        would keep, and the parent yields them in the same order as a sequential run, so the output and
-        the Writer's view are identical.
+        With more than one worker the keys were handed to the forked processes beforehand (see _plan; the
+        model and this renderer are inherited, not pickled); each sends back its files, its section-state
+        entries and the pages it would keep, and the parent yields them in the same order as a sequential
+        run, so the output and the Writer's view are identical.
         """
         results: list[Any] = []
         if self.workers <= 1 or len(keys) < 2 * self.workers:
@@ -326,12 +328,13 @@ class Renderer:
                 side, self._side = self._side, _Side()
                 self._settle(e, side)
             return results
-        pool = self._worker_pool()
         ei = self.elections.index(e)
-        # Chunks of keys: a unit is ~1 ms of work; fewer round trips, still a fair split over two cores.
-        size = max(1, min(64, len(keys) // (self.workers * 8)))
-        chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
-        for out in pool.imap(_work, [(ei, method, chunk) for chunk in chunks]):
+        planned = self._planned.get((ei, method))
+        if planned is not None and planned[0] is keys:
+            outs: Iterator[_WorkOut] = (next(self._results) for _ in range(planned[1]))
+        else:  # keys _plan did not hand out (a direct call): queued after whatever it did
+            outs = self._worker_pool().imap(_work, [(ei, method, chunk) for chunk in _chunks(keys, self.workers)])
+        for out in outs:
             for files, result in out.results:
                 yield from files
                 results.append(result)
@@ -342,6 +345,36 @@ class Renderer:
             # files in place here faulted and copied them, on the cores the workers render on.
             self._unsettled.append((e, out.state, out.side))
         return results
+
+    def _keys(self, e: Eleccion, method: str) -> list[Any]:
+        """What _map runs ``method`` over for ``e``: its runs of units, or its candidates in bundles."""
+        planned = self._planned.get((self.elections.index(e), method))
+        if planned is not None:
+            return planned[0]
+        return self._unit_groups(e) if method == "_units" else self._candidate_packs(e)
+
+    def _plan(self) -> None:
+        """Hand the workers every election's units and candidates at once, in the order _map takes them.
+
+        One map after another, each waited for its slowest chunk with the other worker idle, and the
+        parent's work between two maps (an election's links, JSON and page, the next election's runs)
+        ran with both workers idle. Submitted up front, the workers go on from one map to the next while
+        the parent takes the results in the same order as before: the same files, the same bytes.
+        """
+        self._planned = {}
+        if self.workers <= 1:
+            return
+        jobs: list[tuple[int, str, list[Any]]] = []
+        for ei, e in enumerate(self.elections):
+            for method in ("_units", "_candidate_bundle"):
+                keys = self._keys(e, method)
+                if len(keys) < 2 * self.workers:
+                    continue  # _map runs these in the parent
+                chunks = _chunks(keys, self.workers)
+                self._planned[(ei, method)] = (keys, len(chunks))
+                jobs.extend((ei, method, chunk) for chunk in chunks)
+        if jobs:
+            self._results = self._worker_pool().imap(_work, jobs)
 
     def _worker_pool(self) -> Any:
         """The render processes, forked once per build (render() ends them).
@@ -497,6 +530,7 @@ class Renderer:
         yield from self._static_files()
         summaries = []
         try:
+            self._plan()  # the workers fork here, once the static paths the pages link are known
             for e in self.elections:
                 epath, summary = yield from self._election(e)
                 summaries.append((e, epath, summary))
@@ -579,7 +613,7 @@ class Renderer:
         corte = self.corte
         unit_links = []
         units = list(e.unidades.values())
-        upaths = [path for group in (yield from self._map(e, "_units", self._unit_groups(e))) for path in group]
+        upaths = [path for group in (yield from self._map(e, "_units", self._keys(e, "_units"))) for path in group]
         for u, upath in zip(units, upaths, strict=True):
             unit_links.append(
                 {
@@ -897,15 +931,18 @@ class Renderer:
         Every candidate object carries the live corte, so all of them are new every corte: one object per
         district deputy was ~1,130 PUTs of a national corte, ~11 % of them; packed, ~100.
         """
+        links: list[dict[str, str]] = []
+        for group in (yield from self._map(e, "_candidate_bundle", self._keys(e, "_candidate_bundle"))):
+            links.extend(group)
+        return links
+
+    def _candidate_packs(self, e: Eleccion) -> list[list[int]]:
+        """The election's candidates (indexes) in bundles of about CHUNK_TARGET bytes, from the model alone."""
         weights = [
             CANDIDATE_BYTES + CANDIDATE_ROW_BYTES * (len(e.unidades if c.unidad is None else e.unidades[c.unidad].secciones))
             for c in e.contendientes
         ]
-        packs = _runs(list(range(len(e.contendientes))), weights, CHUNK_TARGET)
-        links: list[dict[str, str]] = []
-        for group in (yield from self._map(e, "_candidate_bundle", packs)):
-            links.extend(group)
-        return links
+        return _runs(list(range(len(e.contendientes))), weights, CHUNK_TARGET)
 
     def _candidate_bundle(self, e: Eleccion, ks: list[int]) -> Iterator[tuple[str, bytes]]:
         """Some candidates' objects as one JSON bundle, then each candidate's page linking it."""
@@ -1204,6 +1241,12 @@ def _runs(items: list[T], weights: list[int], limit: int) -> list[list[T]]:
     if run:
         runs.append(run)
     return runs
+
+
+def _chunks(keys: list[T], workers: int) -> list[list[T]]:
+    """Keys in chunks for the workers: a unit is ~1 ms of work; fewer round trips, still a fair split."""
+    size = max(1, min(64, len(keys) // (workers * 8)))
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
 
 
 def _worker_signals() -> None:

@@ -17,7 +17,7 @@ import variants
 from click.testing import CliRunner
 from paths import CAMPECHE
 
-from prepgen import model
+from prepgen import model, render
 from prepgen.build import BuildCache, build
 from prepgen.cli import main
 from prepgen.model import Cifras, Eleccion, SectionMemo, build_elections
@@ -179,6 +179,42 @@ def test_warm_cache_builds_the_same_bytes(
         assert ma == mb, pkg.name
         assert (a.written, a.unchanged) == (b.written, b.unchanged)
     assert (warm / ".prepgen" / "state.json").read_bytes() == (plain / ".prepgen" / "state.json").read_bytes()
+
+
+def test_render_workers_write_the_same_bytes_as_one_process(
+    coahuila: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Corte after corte with the watcher's cache, two render processes write what one does.
+
+    At Coahuila size every unit run and candidate bundle fits in a handful of jobs, which the parent
+    renders itself: with the packing constants made small, each election's units and candidates are
+    spread over the forked workers (all of them handed out before the first is taken, see
+    Renderer._plan), as a national build's are."""
+    monkeypatch.setattr(render, "UNIT_GROUP_ACTAS", 150)
+    monkeypatch.setattr(render, "CHUNK_TARGET", 24 * 1024)
+    planned: list[int] = []
+    real_plan = render.Renderer._plan
+
+    def plan(self: render.Renderer) -> None:
+        real_plan(self)
+        planned.append(len(self._planned))
+
+    monkeypatch.setattr(render.Renderer, "_plan", plan)
+    caches = {"1": BuildCache(), "2": BuildCache()}
+    for pkg in coahuila:
+        manifests, states = {}, {}
+        for workers, cache in caches.items():
+            monkeypatch.setenv("PREPGEN_WORKERS", workers)
+            out = tmp_path / f"w{workers}"
+            build(pkg, out, SiteOptions(), cache=cache)
+            manifests[workers] = orjson.loads((out / ".prepgen" / "manifest.json").read_bytes())["files"]
+            states[workers] = (out / ".prepgen" / "state.json").read_bytes()
+        assert manifests["1"] == manifests["2"], pkg.name
+        assert states["1"] == states["2"], pkg.name
+        # Both elections' units and the district candidates went to the workers (the few governor
+        # candidates fit in fewer bundles than two workers need), every corte.
+        assert planned[-1] >= 3, planned
+    assert len(planned) == 2 * len(coahuila) and planned[::2] == [0] * len(coahuila)
 
 
 def _changed_lines(before: Path, after: Path) -> int:
