@@ -12,6 +12,7 @@ is decompressed into memory (see :class:`Limits`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -19,9 +20,11 @@ import hashlib
 import io
 import re
 import stat
+import threading
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -209,10 +212,32 @@ class Package:
 # Archive access
 
 
-@dataclass
 class _File:
-    name: str  # display path for messages: outer.zip:inner.zip:member.csv
-    data: bytes
+    """One CSV of a package: ``name`` for messages (outer.zip:inner.zip:member.csv), ``data`` its bytes,
+    inflated on first use unless ``prefetch`` already set that going in a thread."""
+
+    __slots__ = ("name", "_data", "_load", "_future")
+
+    def __init__(self, name: str, data: bytes | None = None, load: Callable[[], bytes] | None = None) -> None:
+        self.name = name
+        self._data = data
+        self._load = load
+        self._future: Future[bytes] | None = None
+
+    def prefetch(self, pool: ThreadPoolExecutor) -> None:
+        if self._data is None and self._future is None and self._load is not None:
+            self._future = pool.submit(self._load)
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self._future.result() if self._future is not None else self._load()  # type: ignore[misc]
+            self._load = self._future = None
+        return self._data
+
+
+# Members are inflated in threads (see read_package), all of them charged to one package's budget.
+_BUDGET_LOCK = threading.Lock()
 
 
 def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limits: Limits) -> None:
@@ -241,7 +266,6 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget:
     # the end (a growing BytesIO re-copied the ~140 MB of a national package's CSVs as it grew).
     chunks: list[bytes] = []
     size = 0
-    cap = min(limits.max_member_bytes, budget[0])
     try:
         with zf.open(info) as fh:
             while True:
@@ -250,7 +274,11 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
-                if size > cap:
+                with _BUDGET_LOCK:
+                    over = size > limits.max_member_bytes or len(chunk) > budget[0]
+                    if not over:
+                        budget[0] -= len(chunk)
+                if over:
                     raise PackageError(
                         f"{where}: member {info.filename!r} decompresses past the size cap; refusing the package"
                     )
@@ -264,7 +292,6 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget:
             f"{where}: member {info.filename!r} is damaged ({exc}); the upload may be incomplete — wait or ask "
             "the institute to resend"
         ) from None
-    budget[0] -= size
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -304,17 +331,19 @@ def _walk_zip(
         low = base.lower()
         if not low.endswith((".zip", ".csv")):
             continue  # LEEME.txt and friends are documentation
-        data = _read_member(zf, info, f"{where}:{name}", budget, limits)
         if low.endswith(".zip"):
             if depth + 1 >= limits.max_depth:
                 raise PackageError(
                     f"{where}:{name}: zip nested deeper than {limits.max_depth} levels; refusing the package"
                 )
+            data = _read_member(zf, info, f"{where}:{name}", budget, limits)
+            # In memory, so nothing to close: its CSVs are inflated later (see _File), perhaps in threads.
             inner = _open_zip(data, f"{where}:{name}")
-            with inner:
-                yield from _walk_zip(inner, f"{where}:{name}", depth + 1, budget, limits)
+            yield from _walk_zip(inner, f"{where}:{name}", depth + 1, budget, limits)
         else:
-            yield _File(f"{where}:{name}", data)
+            yield _File(
+                f"{where}:{name}", load=functools.partial(_read_member, zf, info, f"{where}:{name}", budget, limits)
+            )
 
 
 def _walk_dir(path: Path, budget: list[int], limits: Limits) -> Iterator[_File]:
@@ -332,7 +361,7 @@ def _walk_dir(path: Path, budget: list[int], limits: Limits) -> Iterator[_File]:
             if size > min(limits.max_member_bytes, budget[0]):
                 raise PackageError(f"{p}: {size} bytes, over the size cap")
             budget[0] -= size
-            yield _File(str(p), p.read_bytes())
+            yield _File(str(p), data=p.read_bytes())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -871,23 +900,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo | None = None) -> Package:
-    """Read and validate a whole package (outer zip, inner election zip, or folder)."""
-    limits = limits or Limits()
-    path = Path(path)
-    if not path.exists():
-        raise PackageError(f"{path}: no such file or folder; give the path of a PREP package (.zip or folder)")
-    budget = [limits.max_total_bytes]
-    if path.is_dir():
-        files = list(_walk_dir(path, budget, limits))
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.data).digest())
-        sha = digest.hexdigest()
-    else:
-        with _open_zip(path, str(path)) as zf:
-            files = list(_walk_zip(zf, str(path), 0, budget, limits))
-        sha = sha256_file(path)
+def _read_elections(path: Path, files: list[_File], memo: RowMemo | None) -> list[ElectionData]:
+    """Each election CSV of the package with its candidaturas file, in the package's order."""
     csvs = [f for f in files if f.name.lower().endswith(".csv")]
     cand_files = [f for f in csvs if "CANDIDATURA" in PurePosixPath(f.name.split(":")[-1]).name.upper()]
     election_files = [f for f in csvs if f not in cand_files]
@@ -913,6 +927,39 @@ def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo |
         elections.append(_read_election_csv(f, cands[0] if cands else None, memo))
     if memo is not None:
         memo.end()
+    return elections
+
+
+def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo | None = None) -> Package:
+    """Read and validate a whole package (outer zip, inner election zip, or folder)."""
+    limits = limits or Limits()
+    path = Path(path)
+    if not path.exists():
+        raise PackageError(f"{path}: no such file or folder; give the path of a PREP package (.zip or folder)")
+    budget = [limits.max_total_bytes]
+    hashed: Future[str] | None = None
+    with contextlib.ExitStack() as stack:
+        if path.is_dir():
+            files = list(_walk_dir(path, budget, limits))
+            digest = hashlib.sha256()
+            for f in files:
+                digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.data).digest())
+            sha = digest.hexdigest()
+        else:
+            zf = stack.enter_context(_open_zip(path, str(path)))
+            files = list(_walk_zip(zf, str(path), 0, budget, limits))
+            # zlib and hashlib let go of the GIL: the next elections' CSVs (~47 MB each nationally) inflate
+            # on the other core while this thread parses the first, instead of all of them before any parsing.
+            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepgen-inflate")
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+            hashed = pool.submit(sha256_file, path)
+            for f in files:
+                f.prefetch(pool)
+        elections = _read_elections(path, files, memo)
+        for f in files:
+            f.data  # noqa: B018 - every CSV is read through: a damaged one refuses the package, used or not
+        if hashed is not None:
+            sha = hashed.result()
     codes = [e.codigo for e in elections]
     dup = sorted({c for c in codes if codes.count(c) > 1})
     if dup:

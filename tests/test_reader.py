@@ -11,7 +11,7 @@ from paths import CAMPECHE, CAMPECHE_ZERO, PUEBLA
 from variants import only_csv, rewrite_package
 
 from prepgen.errors import PackageError
-from prepgen.reader import _multi_entidad, read_package
+from prepgen.reader import Limits, _multi_entidad, read_package
 
 GOB = "CAMP_GOB_2021.csv"
 
@@ -198,6 +198,60 @@ def test_zip_slip_and_bomb_refused(tmp_path: Path) -> None:
             fh.write(chunk)
     with pytest.raises(PackageError, match="zip bomb"):
         read_package(bomb)
+
+
+def _repack(src: Path, dst: Path, inner_edit: dict[str, tuple[str, bytes | None]]) -> Path:
+    """Copy a nested package; ``inner_edit[inner zip name] = (member, bytes)`` adds or replaces one member
+    of that inner zip, stored uncompressed with one byte of its data flipped when ``bytes`` is None."""
+    with zipfile.ZipFile(src) as outer, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in outer.namelist():
+            data = outer.read(name)
+            if name in inner_edit:
+                member, new = inner_edit[name]
+                buf = io.BytesIO()
+                with zipfile.ZipFile(io.BytesIO(data)) as inner, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as w:
+                    body = new if new is not None else inner.read(member) if member in inner.namelist() else b"A,B\n1,2\n"
+                    for m in inner.namelist():
+                        if m != member:
+                            w.writestr(m, inner.read(m))
+                    w.writestr(member, body, compress_type=zipfile.ZIP_STORED)
+                data = bytearray(buf.getvalue())
+                if new is None:
+                    at = data.find(body) + len(body) // 2  # the member's stored bytes: its CRC no longer matches
+                    data[at] ^= 0x01
+                data = bytes(data)
+            out.writestr(name, data)
+    return dst
+
+
+def test_a_damaged_member_refuses_the_package_named_whichever_thread_inflated_it(tmp_path: Path) -> None:
+    """CSVs are inflated in threads while earlier ones parse: a damaged one is still one error naming it,
+    also when nothing would use it (a candidaturas file of an election the package does not have)."""
+    inner = {n: n for n in zipfile.ZipFile(CAMPECHE[-1]).namelist()}
+    dip = next(n for n in inner if "DIP_LOC" in n)
+    gob = next(n for n in inner if "_GOB_" in n)
+    bad = _repack(CAMPECHE[-1], tmp_path / "20210607_2000_PREP_CAMP.zip", {dip: ("CAMP_DIP_LOC_2021.csv", None)})
+    with pytest.raises(PackageError, match=r"CAMP_DIP_LOC_2021\.csv'? is damaged .*Bad CRC"):
+        read_package(bad)
+    unused = _repack(CAMPECHE[-1], tmp_path / "unused.zip", {gob: ("CAMP_PRES_CANDIDATURA_2021.csv", None)})
+    with pytest.raises(PackageError, match=r"CAMP_PRES_CANDIDATURA_2021\.csv'? is damaged"):
+        read_package(unused)
+    fine = _repack(CAMPECHE[-1], tmp_path / "fine.zip", {gob: ("CAMP_PRES_CANDIDATURA_2021.csv", b"A,B\n1,2\n")})
+    assert [e.codigo for e in read_package(fine).elecciones] == [e.codigo for e in read_package(CAMPECHE[-1]).elecciones]
+
+
+def test_the_size_budget_counts_every_member_whichever_thread_inflated_it(tmp_path: Path) -> None:
+    """The package's total cap covers the inner zips and every CSV, inflated concurrently: one byte under
+    their sum refuses the package, their sum reads it."""
+    total = 0
+    with zipfile.ZipFile(CAMPECHE[-1]) as outer:
+        for info in outer.infolist():
+            total += info.file_size
+            with zipfile.ZipFile(io.BytesIO(outer.read(info))) as inner:
+                total += sum(i.file_size for i in inner.infolist() if i.filename.endswith(".csv"))
+    assert read_package(CAMPECHE[-1], limits=Limits(max_total_bytes=total)).elecciones
+    with pytest.raises(PackageError, match="decompresses past the size cap"):
+        read_package(CAMPECHE[-1], limits=Limits(max_total_bytes=total - 1))
 
 
 def test_more_than_one_entity_is_told_by_the_number_not_its_zero_padding() -> None:
