@@ -22,11 +22,15 @@ skips what was already confirmed) before anything else happens.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import os
+import select
 import shutil
 import signal
+import struct
+import sys
 import threading
 import time
 import zipfile
@@ -529,6 +533,88 @@ class _Seen:
     stable_since: float | None = None  # monotonic time the file was first seen unchanged
 
 
+class _InboxEvents:
+    """What wakes the watcher between looks at the inbox: Linux inotify, and stop() or a signal.
+
+    A package renamed into the inbox (rsync, rclone, WinSCP and browsers write under a temporary name and
+    rename when done; so does the institute's `mv` after a copy) is whole the moment its name appears, so
+    it is taken at the first look instead of waiting ``sondeo_segundos`` for a second one; a file written
+    in place still needs two equal looks, the first of them right when it is closed. Polling stays the
+    safety net: without inotify (another OS, a network mount whose writes this kernel never sees, a full
+    event queue) the watcher behaves as before.
+    """
+
+    IN_CLOSE_WRITE = 0x08
+    IN_MOVED_TO = 0x80
+    _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
+
+    def __init__(self, inbox: Path) -> None:
+        self.moved: set[str] = set()  # names renamed into the inbox since the last take_moved()
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self._fd = self._inotify(inbox)
+
+    @property
+    def active(self) -> bool:
+        return self._fd >= 0
+
+    def _inotify(self, inbox: Path) -> int:
+        if not sys.platform.startswith("linux"):
+            return -1
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            return -1
+        if fd < 0:
+            return -1
+        if libc.inotify_add_watch(fd, os.fsencode(inbox), self.IN_MOVED_TO | self.IN_CLOSE_WRITE) < 0:
+            os.close(fd)
+            return -1
+        return fd
+
+    def wait(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, less if a file lands or wake() is called."""
+        fds = [self._wake_r, *([self._fd] if self._fd >= 0 else [])]
+        ready, _, _ = select.select(fds, [], [], timeout)
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._wake_r, 512):
+                    pass
+        if self._fd in ready:
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                buf = os.read(self._fd, 64 * 1024)
+            except BlockingIOError:
+                return
+            at = 0
+            while at + self._HEADER.size <= len(buf):
+                _, mask, _, length = self._HEADER.unpack_from(buf, at)
+                name = buf[at + self._HEADER.size : at + self._HEADER.size + length].rstrip(b"\0")
+                at += self._HEADER.size + length
+                if mask & self.IN_MOVED_TO and name:
+                    self.moved.add(os.fsdecode(name))
+
+    def take_moved(self) -> set[str]:
+        moved, self.moved = self.moved, set()
+        return moved
+
+    def wake(self) -> None:
+        """Safe from a signal handler and from another thread."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"w")
+
+    def close(self) -> None:
+        for fd in (self._fd, self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._wake_r = self._wake_w = -1
+
+
 class Watcher:
     """``prepgen watch``: poll the inbox; one corte at a time, in corte order; never stop on one failure."""
 
@@ -541,6 +627,7 @@ class Watcher:
         self.say = self.engine.say
         self.seen: dict[str, _Seen] = {}
         self.stopping = threading.Event()
+        self.events: _InboxEvents | None = None  # while run() runs
         self._signals = 0
         self._retry_at = 0.0
         self._retry_delay = 0.0
@@ -549,10 +636,12 @@ class Watcher:
     # --- lifecycle --------------------------------------------------------------------------------
     def stop(self) -> None:
         self.stopping.set()
+        if self.events is not None:
+            self.events.wake()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals += 1
-        self.stopping.set()
+        self.stop()
         if self._signals > 1:
             # Second Ctrl-C: abandon the publish in flight. It is pointer-last, so the previous corte stays
             # live, and the restart resumes it from the journal.
@@ -571,9 +660,11 @@ class Watcher:
                 state = self.wd.load()
                 self.engine.check_target(state)
                 self.wd.save(state)
+            self.events = None if once else _InboxEvents(self.inbox)
             self.log.log(
                 "inicio", entrada=str(self.inbox), destino=self.op.target, reinicio=restarted,
                 pendiente=(state["pendiente"] or {}).get("corte"), pid=os.getpid(),
+                eventos=bool(self.events and self.events.active),
             )
             previous = self._install_signals()
             reason = "terminado"
@@ -584,6 +675,9 @@ class Watcher:
                 reason = "interrumpido"
             finally:
                 self._restore_signals(previous)
+                if self.events is not None:
+                    self.events.close()
+                    self.events = None
                 self.log.log("fin", motivo=reason, pid=os.getpid())
 
     def _install_signals(self) -> dict[int, Any]:
@@ -606,7 +700,9 @@ class Watcher:
                 return
             self.cycle()
             first = False
-            if not once:
+            if self.events is not None:
+                self.events.wait(self.op.sondeo_segundos)
+            elif not once:
                 self.stopping.wait(self.op.sondeo_segundos)
 
     # --- one cycle --------------------------------------------------------------------------------
@@ -637,6 +733,7 @@ class Watcher:
         now = time.monotonic()
         current: dict[str, _Seen] = {}
         ready: list[tuple[Path, float]] = []
+        moved = self.events.take_moved() if self.events is not None else set()
         for entry in os.scandir(self.inbox):
             name = entry.name
             if name.startswith((".", "~")) or name.lower().endswith(TEMP_SUFFIXES):
@@ -652,6 +749,9 @@ class Watcher:
             if before and (before.size, before.mtime_ns) == (seen.size, seen.mtime_ns):
                 seen.stable_since = before.stable_since or now
                 ready.append((Path(entry.path), now - seen.stable_since))
+            elif before is None and name in moved:
+                seen.stable_since = now  # renamed in whole (see _InboxEvents): no second look needed
+                ready.append((Path(entry.path), 0.0))
             current[name] = seen
         self.seen = current
         return sorted(ready, key=lambda item: (_name_corte(item[0].name) or "", item[0].name))

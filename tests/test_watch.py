@@ -76,8 +76,8 @@ def site(s3server: S3Server, s3bucket: str) -> tuple[str, str, Bucket]:
 def make_op(tmp_path: Path, target: str, endpoint: str | None, **settings: Any) -> Operacion:
     process = {"entidad": "CAMP", "anio": 2021, "elecciones": ("GOB", "DIP_LOC")}
     cfg = Config(
-        destino=target, endpoint_url=endpoint, sondeo_segundos=0.1, incompleto_segundos=0.5, aviso_texto=AVISO,
-        **{**process, **settings},
+        destino=target, endpoint_url=endpoint, aviso_texto=AVISO,
+        **{"sondeo_segundos": 0.1, "incompleto_segundos": 0.5, **process, **settings},
     )
     return operacion(cfg, SiteOptions(), work=tmp_path / "work", require_process=True)
 
@@ -674,3 +674,54 @@ def test_early_uploads_are_opt_in_and_need_the_live_record(
     engine.live = LiveRecord(engine.storage().description, "20210607_1320", "0" * 64, {})
     monkeypatch.setenv("PREPGEN_EARLY_UPLOADS", "0")
     assert engine.early_uploads() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's; elsewhere the watcher polls")
+def test_a_package_renamed_in_is_taken_at_the_first_look_one_written_in_place_at_the_second(
+    tmp_path: Path,
+) -> None:
+    from prepgen.watch import _InboxEvents
+
+    inbox = tmp_path / "buzon"
+    inbox.mkdir()
+    watcher = Watcher(make_op(tmp_path, "s3://bucket/prep", None), inbox)
+    watcher.events = _InboxEvents(inbox)
+    try:
+        assert watcher.events.active
+        assert watcher._scan(final_pass=False) == []
+        in_place = inbox / C1320
+        in_place.write_bytes(CAMPECHE[1].read_bytes())  # written where it lands: it could still be growing
+        watcher.events.wait(30)  # woken by its close, long before the poll period
+        assert watcher._scan(final_pass=False) == []  # first look: not yet known to be stable
+        drop(inbox, CAMPECHE[2])  # written aside, renamed in: whole
+        watcher.events.wait(30)
+        ready = [path.name for path, _ in watcher._scan(final_pass=False)]
+        assert ready == [C1320, C2000]  # the renamed one at its first look, the other at its second
+        # A name renamed in is trusted once: rewritten in place afterwards, it needs two looks again.
+        (inbox / C2000).write_bytes(CAMPECHE[2].read_bytes() + b"\0")
+        watcher.events.wait(30)
+        assert [path.name for path, _ in watcher._scan(final_pass=False)] == [C1320]
+    finally:
+        watcher.events.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's; elsewhere the watcher polls")
+def test_a_renamed_in_corte_goes_live_without_waiting_for_the_poll_and_stop_wakes_the_watcher(
+    site: tuple[str, str, Bucket], tmp_path: Path
+) -> None:
+    """With a one-minute poll, only the inbox events can explain a corte live within seconds (polling would
+    look at 60 s and again at 120 s), and only the wake pipe a stop well inside the minute."""
+    target, endpoint, bucket = site
+    inbox, work = tmp_path / "buzon", tmp_path / "work"
+    inbox.mkdir()
+    op = make_op(tmp_path, target, endpoint, sondeo_segundos=60.0)
+    started = time.monotonic()
+    with watching(op, inbox):
+        wait_for("the watcher started", has(work, "inicio"))
+        assert events(work)[0]["eventos"] is True
+        drop(inbox, CAMPECHE[1])
+        wait_for("corte 1320 live", has(work, "publicacion", corte="20210607_1320"), timeout=50)
+        assert time.monotonic() - started < 60
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 30
+    assert bucket.pointer()["corte_id"] == "20210607_1320"  # type: ignore[index]
