@@ -79,7 +79,7 @@ class Writer:
         self.files: dict[str, dict[str, Any]] = {}
         self.written = 0
         self.unchanged = 0
-        self.stale: list[str] = []
+        self._swept = False  # remove_stale() ran
         outdir.mkdir(parents=True, exist_ok=True)
         self._root = str(outdir)
         self._dirs: set[str] = set()
@@ -185,7 +185,6 @@ class Writer:
         """Write the manifest (last). Files the new build no longer has are removed first, or, with
         ``defer_removal``, left for remove_stale(): ~0.5 ms of kernel time each, ~1,900 a national corte
         (the replaced content-addressed JSON), that a watcher runs once the corte is live instead."""
-        self.stale = list(self.previous.keys() - self.files.keys())
         if not defer_removal:
             self.remove_stale()
         metadir = self.outdir / META_DIR
@@ -204,8 +203,14 @@ class Writer:
         return manifest
 
     def remove_stale(self) -> None:
-        """Remove what finish() found the new build no longer has (idempotent)."""
-        stale, self.stale = self.stale, []
-        for path in stale:
+        """Remove the files the previous build had and this one has not (idempotent).
+
+        Found here, not in finish(): deferred, the difference of two ~216,000-path sets (~0.07 s nationally)
+        runs after the corte is live too. Neither set changes meanwhile: the new manifest's files become
+        the next build's ``previous``, which no Writer modifies."""
+        if self._swept:
+            return
+        self._swept = True
+        for path in self.previous.keys() - self.files.keys():
             with contextlib.suppress(FileNotFoundError):
                 (self.outdir / path).unlink()
