@@ -210,7 +210,8 @@ class Watcher:
         self.inbox.mkdir(parents=True)
         self.config = root / "prepgen.toml"
         # The watcher takes only its pinned process (a federal one has no scope in its package names); a short
-        # poll, because it needs two equal looks at a file before it takes it.
+        # poll for a file written in place (two equal looks); one renamed in, as deliver() does, is taken as it
+        # lands where inotify works (Linux).
         parts = package.name.split(".")[0].split("_")
         entidad = parts[3] if len(parts) > 3 else "NACIONAL"
         self.config.write_text(
