@@ -1062,8 +1062,7 @@ def _record_table_on_live(
             entry = {**entry, "origen": corte_id}
             ours.append(path)
         record_files[path] = entry
-    skipped_bytes = sum(int(e.get("size", 0)) for e in files.values()) - sum(int(e.get("size", 0)) for e in todo.values())
-    return record_files, ours, skipped_bytes
+    return record_files, ours, _skipped_bytes(files, todo)
 
 
 @dataclass
