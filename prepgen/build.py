@@ -220,6 +220,7 @@ def build_model(
     renderer = Renderer(
         elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep,
         memo=cache.render if cache else None, direct=writer.put, keep_many=writer.keep_many,
+        previous=writer.previous,
     )
     pages = 0
     # Closed on the way out even when the Writer refuses a file: the renderer's worker pool ends with it.
@@ -256,7 +257,7 @@ def build_model(
         state_dir.mkdir(parents=True, exist_ok=True)
         state_path.write_bytes(renderer.state.dump())
     if cache is not None:
-        cache.render.record(elections)
+        cache.render.record(elections, renderer.state, writer.files)
         cache.state_file = _file_token(state_path)
         cache.state = renderer.state
         cache.manifest = (_file_token(manifest_path), manifest)

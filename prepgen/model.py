@@ -182,6 +182,10 @@ class Eleccion:
     participacion_formula: str
     discrepancias: list[dict] = field(default_factory=list)
     advertencias: list[str] = field(default_factory=list)
+    # Derived from the previous corte's model (see _derive): unit id -> (that unit's sections, the ids of
+    # those that changed), for the units whose sections changed; the other units share their sections dict
+    # with the previous model. None when modelled afresh. Where a model came from, not what it is: not compared.
+    cambios: dict[str, tuple[dict[str, Seccion], tuple[str, ...]]] | None = field(default=None, compare=False, repr=False)
 
     # --- figures ---------------------------------------------------------------------------------
     def resultados(self, cifras: Cifras, contendientes: list[Contendiente]) -> list[Resultado]:
@@ -716,7 +720,9 @@ def _derive(
 
     ncols = len(data.vote_columns)
     units: dict[str, tuple[Cifras, dict[str, Seccion]]] = {}
+    changed_sids: dict[str, list[str]] = {}
     for (uid, sid), pairs in by_section.items():
+        changed_sids.setdefault(uid, []).append(sid)
         old_u = old_e.unidades[uid]
         old_s = old_u.secciones[sid]
         actas = list(old_s.actas)
@@ -755,6 +761,7 @@ def _derive(
         unidades[uid] = u
     fuera = prev.fuera + len(new) - len(old)  # the appended rows, all fuera de catálogo
     e = _eleccion(data, state, unidades, per_unit, all_contenders, warn, fuera)
+    e.cambios = {uid: (old_e.unidades[uid].secciones, tuple(sids)) for uid, sids in changed_sids.items()}
     memo.models[data.codigo] = _Model(data, e, fuera, prev.split)
     return e
 

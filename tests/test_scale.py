@@ -20,10 +20,12 @@ from paths import CAMPECHE
 from prepgen import model, render
 from prepgen.build import BuildCache, build
 from prepgen.cli import main
+from prepgen.errors import BuildError
 from prepgen.model import Cifras, Eleccion, SectionMemo, build_elections
 from prepgen.reader import RowMemo, read_package
 from prepgen.render import SiteOptions
 from prepgen.simulate import simulate
+from prepgen.writer import Writer
 
 
 @pytest.fixture(scope="module")
@@ -161,11 +163,25 @@ def test_simulate_command(tmp_path: Path) -> None:
 def test_warm_cache_builds_the_same_bytes(
     coahuila: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
-    """The watcher's BuildCache only skips work: corte after corte, every file equals a build without it."""
+    """The watcher's BuildCache only skips work: corte after corte, every file equals a build without it.
+
+    On a derived corte the sections the model did not change are kept without being looked at (see
+    Renderer._unchanged); most of every unit's are."""
     monkeypatch.setenv("PREPGEN_WORKERS", workers)
     cache = BuildCache()
+    unlooked: list[int] = []  # per corte: sections kept unlooked at
+    real_unchanged = render.Renderer._unchanged
+
+    def unchanged(self: render.Renderer, e: Any, u: Any, *args: Any) -> Any:
+        found = real_unchanged(self, e, u, *args)
+        if found is not None:
+            unlooked[-1] += len(u.secciones) - len(found[0])
+        return found
+
+    monkeypatch.setattr(render.Renderer, "_unchanged", unchanged)
     warm, plain = tmp_path / "warm", tmp_path / "plain"
     for k, pkg in enumerate(coahuila):
+        unlooked.append(0)
         a = build(pkg, warm, SiteOptions(), cache=cache)
         b = build(pkg, plain, SiteOptions())
         if k:
@@ -178,6 +194,41 @@ def test_warm_cache_builds_the_same_bytes(
         mb = orjson.loads((plain / ".prepgen" / "manifest.json").read_bytes())["files"]
         assert ma == mb, pkg.name
         assert (a.written, a.unchanged) == (b.written, b.unchanged)
+        assert (a.pages, a.files) == (b.pages, b.files)
+    assert (warm / ".prepgen" / "state.json").read_bytes() == (plain / ".prepgen" / "state.json").read_bytes()
+    # Only the derived corte keeps sections unlooked at (with one worker too: the parent renders the units
+    # then, in the same code), most of the ~2,900 sections of its two elections.
+    sections = sum(len(u.secciones) for e in a.elections for u in e.unidades.values())
+    assert unlooked[:2] == [0, 0] and sections // 2 < unlooked[2] < sections, (unlooked, sections)
+
+
+def test_a_build_that_fails_half_way_leaves_the_render_memo_untrusted(
+    coahuila: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render memo keeps sections unlooked at only next to the state and files it was recorded with; a
+    build that dies after its first pages must not leave it trusted, and the next corte is built as it
+    is without the cache (after the same failure)."""
+    cache = BuildCache()
+    warm, plain = tmp_path / "warm", tmp_path / "plain"
+    build(coahuila[1], warm, SiteOptions(), cache=cache)
+    build(coahuila[1], plain, SiteOptions())
+    assert cache.manifest is not None and cache.render.trusts(cache.state, cache.manifest[1]["files"])
+    real_write = Writer.write
+
+    def write(self: Writer, path: str, data: bytes) -> None:
+        if path == "gub/index.html":
+            raise BuildError("disk full")
+        real_write(self, path, data)
+
+    monkeypatch.setattr(Writer, "write", write)
+    with pytest.raises(BuildError):
+        build(coahuila[2], warm, SiteOptions(), cache=cache)
+    with pytest.raises(BuildError):
+        build(coahuila[2], plain, SiteOptions())
+    assert not cache.render.trusts(cache.state, cache.manifest[1]["files"])
+    monkeypatch.undo()
+    again = build(coahuila[2], warm, SiteOptions(), cache=cache)
+    assert again.manifest["files"] == build(coahuila[2], plain, SiteOptions()).manifest["files"]
     assert (warm / ".prepgen" / "state.json").read_bytes() == (plain / ".prepgen" / "state.json").read_bytes()
 
 
