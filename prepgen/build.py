@@ -35,6 +35,9 @@ class BuildResult:
     report: dict[str, Any] = field(default_factory=dict)
     # What build_model(deferred=True) left for later: remove the replaced files, release the frozen heap.
     cleanup: Callable[[], None] = lambda: None  # noqa: E731 - a do-nothing default
+    # Wait until build_model(deferred=True) has its state and manifest on disk; raises what writing them
+    # raised. Before the corte goes live (publish's ``before_record``); cleanup() waits too, raising nothing.
+    settle: Callable[[], None] = lambda: None  # noqa: E731 - a do-nothing default
     # What the build wrote to .prepgen/manifest.json, for a publish in the same process (not read again).
     manifest: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -192,7 +195,9 @@ def build_model(
     ``deferred``: leave the heap frozen (see load_and_model) and the files this build replaced on disk, for
     the caller to run ``result.cleanup()`` once the corte is live — the watcher does, so neither a full
     collection of the model nor ~1,900 unlinks run between the package and the pointer (nationally). The
-    replaced files are in no manifest: publish never reads them.
+    replaced files are in no manifest: publish never reads them. The state and manifest files are written
+    in a thread meanwhile (Writer.finish): ``result.settle()`` waits for them, and the process's cache
+    (``cache``) takes this build as its previous one only then.
 
     ``on_file(path, entry)``: called with each file's manifest entry as soon as it is on disk (the watcher
     starts uploading content-addressed files then, see publish.EarlyUploads).
@@ -249,20 +254,33 @@ def build_model(
         "base_path": options.base_path,
     }
     extra = {
-        "state.json": renderer.state.dump(),
-        "report.json": orjson.dumps(report, option=orjson.OPT_INDENT_2),
+        "state.json": renderer.state.dump,
+        "report.json": lambda: orjson.dumps(report, option=orjson.OPT_INDENT_2),
     }
-    manifest = writer.finish(meta, extra, defer_removal=deferred)
-    if state_dir != outdir / META_DIR:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        state_path.write_bytes(renderer.state.dump())
-    if cache is not None:
-        cache.render.record(elections, renderer.state, writer.files)
-        cache.state_file = _file_token(state_path)
-        cache.state = renderer.state
-        cache.manifest = (_file_token(manifest_path), manifest)
+    manifest = writer.finish(meta, extra, defer_removal=deferred, background=deferred)
+    settled = False
+
+    def settle() -> None:
+        nonlocal settled
+        writer.wait()
+        if settled:
+            return
+        settled = True
+        if state_dir != outdir / META_DIR:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            state_path.write_bytes(renderer.state.dump())
+        if cache is not None:
+            cache.render.record(elections, renderer.state, writer.files)
+            cache.state_file = _file_token(state_path)
+            cache.state = renderer.state
+            cache.manifest = (_file_token(manifest_path), manifest)
+
+    if not deferred:
+        settle()
 
     def cleanup() -> None:
+        with contextlib.suppress(Exception):
+            settle()  # its failure is settle()'s to report; here only the thread must be done
         writer.remove_stale()
         release_heap(collect=True)
 
@@ -284,5 +302,5 @@ def build_model(
         timings=timings,
         report=report,
         manifest=manifest,
-        **({"cleanup": cleanup} if deferred else {}),
+        **({"cleanup": cleanup, "settle": settle} if deferred else {}),
     )

@@ -833,6 +833,7 @@ def publish(
     manifest: dict[str, Any] | None = None,
     live: LiveRecord | None = None,
     early: dict[str, str] | None = None,
+    before_record: Callable[[], None] | None = None,
 ) -> PublishResult:
     """Upload what changed in ``build_dir`` against the live corte on ``target``; flip the pointer last.
 
@@ -842,7 +843,10 @@ def publish(
     A long-lived publisher (the watcher) passes what it already holds: ``manifest``, the build's manifest as
     the build returned it (``BuildResult.manifest``, which describes ``build_dir``), instead of reading
     ``.prepgen/manifest.json`` again; ``live``, its previous publish's ``PublishResult.live``, used instead
-    of downloading the live record only while the live pointer is still the one that publish wrote.
+    of downloading the live record only while the live pointer is still the one that publish wrote;
+    ``before_record``, called once every page is up, before the corte's record and pointer (the watcher's
+    build finishing its own state and manifest files meanwhile, see build_model's ``deferred``): what it
+    raises stops the publish there, with the live corte unchanged.
     """
     started = time.monotonic()
     build = Path(build_dir)
@@ -982,6 +986,8 @@ def publish(
         phase(IMMUTABLE)
         # Stable pages are overwritten in place once every object they (and their scripts) may load exists.
         phase(PAGE)
+        if before_record is not None:
+            before_record()
         t.barrier()
         # The live record (or memory of it) already says whether this corte has a record to keep.
         known = t.live_id == corte_id and t.live_source != "none"

@@ -311,7 +311,9 @@ class Engine:
             state["construyendo"] = False
             state["pendiente"] = pending
             self.wd.save(state)
-            return built, self.publish_pending(state, built.manifest, early.finish() if early else None)
+            result = self.publish_pending(state, built.manifest, early.finish() if early else None, built.settle)
+            built.settle()
+            return built, result
         except BaseException:
             if built is not None:
                 built.cleanup()
@@ -348,16 +350,21 @@ class Engine:
         return EarlyUploads.start(self.wd.build, self.storage(), self.live, self.op.threads)
 
     def publish_pending(
-        self, state: dict[str, Any], manifest: dict[str, Any] | None = None, early: dict[str, str] | None = None
+        self,
+        state: dict[str, Any],
+        manifest: dict[str, Any] | None = None,
+        early: dict[str, str] | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> PublishResult:
         """Publish build/. ``manifest``: the one the build just wrote there (None after a restart: publish
-        reads build/'s manifest file); ``early``: what EarlyUploads put on the target during that build."""
+        reads build/'s manifest file); ``early``: what EarlyUploads put on the target during that build;
+        ``settle``: the build's BuildResult.settle (its state and manifest files are written meanwhile)."""
         try:
             # The process's one storage: its client and kept-alive connections serve corte after corte
             # (a new boto3 client is ~0.3 CPU-s before the first PUT; credentials are read on each PUT).
             result = publish(
                 self.wd.build, self.storage(), threads=self.op.threads, manifest=manifest, live=self.live,
-                early=early,
+                early=early, before_record=settle,
             )
         except PublishError as exc:
             raise Retry(exc.message) from None
@@ -913,7 +920,10 @@ class Watcher:
         self.wd.save(state)
         # The build's leftovers (see build_model's ``deferred``) wait until the corte is live and recorded.
         try:
-            result = self.engine.publish_pending(state, built.manifest, early.finish() if early else None)
+            result = self.engine.publish_pending(
+                state, built.manifest, early.finish() if early else None, built.settle
+            )
+            built.settle()  # publish calls it before the record; not when there was nothing to upload
         except BaseException:
             built.cleanup()
             raise

@@ -318,6 +318,32 @@ def test_writer_replaces_whole_files_new_or_shrinking(tmp_path: Path) -> None:
     assert (out / "b" / "index.html").read_bytes() == b"<p>new</p>"
 
 
+def test_writer_finish_in_the_background_completes_the_build_only_once_written(tmp_path: Path) -> None:
+    """finish(background=True) hands back the manifest at once; the build is complete (manifest on disk,
+    marker gone) only once wait() returns, and a failed write is raised by wait(), every time it is asked."""
+    out = tmp_path / "out"
+    marker = out / ".prepgen" / "incompleto"
+
+    def full_disk() -> bytes:
+        raise OSError(28, "No space left on device")
+
+    failing = Writer(out)
+    failing.write("a/index.html", b"<p>a</p>")
+    manifest = failing.finish({"corte_id": "1"}, {"state.json": full_disk}, background=True)
+    assert list(manifest["files"]) == ["a/index.html"]
+    for _ in range(2):
+        with pytest.raises(OSError, match="No space left"):
+            failing.wait()
+    assert marker.exists() and not (out / ".prepgen" / "manifest.json").exists()
+
+    writer = Writer(out)
+    writer.write("a/index.html", b"<p>a</p>")
+    manifest = writer.finish({"corte_id": "1"}, {"state.json": lambda: b"{}"}, background=True)
+    writer.wait()
+    assert not marker.exists() and (out / ".prepgen" / "state.json").read_bytes() == b"{}"
+    assert orjson.loads((out / ".prepgen" / "manifest.json").read_bytes()) == manifest
+
+
 def test_a_build_that_dies_half_way_does_not_poison_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -567,6 +567,31 @@ def test_in_memory_record_is_dropped_when_the_pointer_moved_behind_its_back(tmp_
     assert publish(site.build(C4, FIG4), storage, live=result.live).live_source == "storage"
 
 
+def test_before_record_runs_once_the_pages_are_up_and_its_failure_keeps_the_live_corte(tmp_path: Path) -> None:
+    """The watcher's build finishes writing its state and manifest while the pages upload (publish's
+    ``before_record`` waits for it): called after every data object and page, before the corte's record
+    and pointer; what it raises stops the publish with the previous corte still live."""
+    www = tmp_path / "www"
+    reader = dir_reader(www)
+    site = FakeSite(tmp_path / "builds")
+    publish(site.build(C1, FIG1), DirStorage(www))
+    build_dir = site.build(C2, FIG2)
+    storage = Logged(DirStorage(www))
+    seen: list[list[str]] = []
+
+    def full_disk() -> None:
+        seen.append([key for key, _ in storage.puts])
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        publish(build_dir, storage, before_record=full_disk)
+    assert reader.pointer()["corte_id"] == C1  # type: ignore[index]
+    assert len(seen) == 1 and set(seen[0]) == changed_paths(site.manifests[C1], site.manifests[C2]) - {POINTER}
+    calls: list[int] = []
+    publish(build_dir, DirStorage(www), before_record=lambda: calls.append(len(calls)))
+    assert calls == [0] and reader.pointer()["corte_id"] == C2  # type: ignore[index]
+
+
 class Logged(Watched):
     """Notes every PUT in order, with whether the build was still being written; can fail early uploads."""
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from paths import CAMPECHE
 
 from prepgen import model, render
-from prepgen.build import BuildCache, build
+from prepgen.build import BuildCache, build, build_model, load_and_model
 from prepgen.cli import main
 from prepgen.errors import BuildError
 from prepgen.model import Cifras, Eleccion, SectionMemo, build_elections
@@ -230,6 +230,24 @@ def test_a_build_that_fails_half_way_leaves_the_render_memo_untrusted(
     again = build(coahuila[2], warm, SiteOptions(), cache=cache)
     assert again.manifest["files"] == build(coahuila[2], plain, SiteOptions()).manifest["files"]
     assert (warm / ".prepgen" / "state.json").read_bytes() == (plain / ".prepgen" / "state.json").read_bytes()
+
+
+def test_a_deferred_build_is_the_caches_previous_build_only_once_settled(coahuila: list[Path], tmp_path: Path) -> None:
+    """The watcher's build writes its state and manifest in a thread while the corte uploads: until
+    settle() returns, the cache keeps describing the previous build (the files on disk may still be its)."""
+    cache, out = BuildCache(), tmp_path / "warm"
+    build(coahuila[1], out, SiteOptions(), cache=cache)
+    before = cache.manifest
+    pkg, elections, timings = load_and_model(coahuila[2], cache=cache)
+    built = build_model(pkg, elections, timings, out, SiteOptions(), cache=cache, deferred=True)
+    assert cache.manifest is before and not cache.render.trusts(cache.state, built.manifest["files"])
+    built.settle()
+    assert cache.manifest is not None and cache.manifest[1] is built.manifest
+    assert cache.render.trusts(cache.state, built.manifest["files"])
+    assert orjson.loads((out / ".prepgen" / "manifest.json").read_bytes()) == built.manifest
+    assert not (out / ".prepgen" / "incompleto").exists()
+    built.cleanup()
+    built.settle()  # again: nothing more to do
 
 
 def test_render_workers_write_the_same_bytes_as_one_process(
