@@ -614,9 +614,9 @@ def test_build_leftovers_wait_until_the_corte_is_live(
     seen: list[tuple[int, int]] = []  # (objects frozen, files on disk the build manifest does not list)
     real_publish = watch_module.publish
 
-    def on_disk_not_in_manifest() -> int:
+    def on_disk_not_in_manifest(manifest: dict[str, Any]) -> int:
         build = work / "build"
-        listed = set(json.loads((build / ".prepgen" / "manifest.json").read_bytes())["files"])
+        listed = set(manifest["files"])
         return sum(
             1 for p in build.rglob("*") if p.is_file() and ".prepgen" not in p.parts
             and p.relative_to(build).as_posix() not in listed
@@ -625,7 +625,8 @@ def test_build_leftovers_wait_until_the_corte_is_live(
     early: list[dict[str, str] | None] = []
 
     def spying_publish(*args: Any, **kwargs: Any) -> Any:
-        seen.append((gc.get_freeze_count(), on_disk_not_in_manifest()))
+        # The build's manifest as handed over: its file on disk is written while the pages upload.
+        seen.append((gc.get_freeze_count(), on_disk_not_in_manifest(kwargs["manifest"])))
         early.append(kwargs.get("early"))
         return real_publish(*args, **kwargs)
 
@@ -645,7 +646,8 @@ def test_build_leftovers_wait_until_the_corte_is_live(
     assert len(seen) == 2 and all(frozen > 10_000 for frozen, _ in seen)
     # The first corte replaced nothing; the second replaced unit and candidate JSON, still on disk then.
     assert seen[0][1] == 0 and seen[1][1] > 0
-    assert on_disk_not_in_manifest() == 0
+    # Once live, the build folder is exactly its manifest file.
+    assert on_disk_not_in_manifest(json.loads((work / "build" / ".prepgen" / "manifest.json").read_bytes())) == 0
     assert gc.get_freeze_count() == 0
     # The second corte's new JSON went up while it was built (the first had no live record to diff with).
     assert early[0] is None and early[1] and all(p.startswith("json/") for p in early[1])
