@@ -316,6 +316,14 @@ def test_writer_replaces_whole_files_new_or_shrinking(tmp_path: Path) -> None:
     second.finish({"corte_id": "2"}, {})
     assert (out / "a" / "index.html").read_bytes() == b"<p>short</p>"
     assert (out / "b" / "index.html").read_bytes() == b"<p>new</p>"
+    # An existing file is written up to a whole page and trimmed: no zeros left, whatever the length.
+    third = Writer(out, orjson.loads((out / ".prepgen" / "manifest.json").read_bytes()))
+    grown = bytes(range(256)) * 37  # 9,472 bytes: ends inside a page
+    third.write("a/index.html", grown)
+    third.write("b/index.html", b"x" * 8192)  # a whole number of pages
+    third.finish({"corte_id": "3"}, {})
+    assert (out / "a" / "index.html").read_bytes() == grown
+    assert (out / "b" / "index.html").read_bytes() == b"x" * 8192
 
 
 def test_writer_finish_in_the_background_completes_the_build_only_once_written(tmp_path: Path) -> None:
