@@ -191,7 +191,7 @@ class Renderer:
         self.prev = state or SectionState()
         # ``previous``: the files of the build this one replaces (the Writer's). When they and the state are
         # the very ones the memo was recorded with, a section the model did not touch keeps its page, chunk
-        # and link as the memo has them, unlooked at (see _unit_sections). Trusted by this build only: a
+        # and link as the memo has them, unlooked at (see _unchanged). Trusted by this build only: a
         # build that fails half way leaves the memo untrusted until the next one records it.
         self._trusted = memo is not None and memo.trusts(self.prev, previous)
         if memo is not None:

@@ -22,8 +22,8 @@ from .errors import BuildError
 from .headers import classify, content_type
 
 META_DIR = ".prepgen"
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 INCOMPLETE = "incompleto"
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096  # see _overwrite
 
 
 def _overwrite(target: str | Path, data: bytes, new: bool = False) -> None:
