@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, Progress, Storage, human, measured, prepgen  # noqa: E402
+from _common import ROOT, Progress, Storage, human, measured, need_rclone, prepgen  # noqa: E402
 
 CAMPECHE = ROOT / "tests" / "data" / "campeche2021"
 
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    need_rclone()
     say = Progress(args.quiet)
     first, second = CAMPECHE / "20210607_1320_PREP_CAMP.zip", CAMPECHE / "20210607_2000_PREP_CAMP.zip"
     rows = []

@@ -43,7 +43,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Progress, Storage, Watcher, human, measured, pages, prepgen, settle_disk  # noqa: E402
+from _common import (  # noqa: E402
+    Progress,
+    Storage,
+    Watcher,
+    human,
+    measured,
+    need_rclone,
+    pages,
+    prepgen,
+    settle_disk,
+)
 
 from prepgen.simulate import simulate  # noqa: E402
 
@@ -208,6 +218,8 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true",
                     help="progress lines even when stderr is not a terminal (a long run under nohup)")
     args = ap.parse_args()
+    if args.reuse is None:
+        need_rclone(", or pass --reuse RUN.json to take the naive figures of an earlier run")
     say = Progress(args.quiet, force=args.progress)
     escalas = ["coahuila", "nacional"] if args.escala == "both" else [args.escala]
     results = []
