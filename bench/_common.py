@@ -43,10 +43,10 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any
 
 
 def need_rclone(alternative: str = "") -> None:
-    """Stop at once, in one line, where the naive pipeline's rclone is missing (``.ci/run`` installs it; a
-    new machine has none): a national bench otherwise found out ~10 minutes in, at its naive step."""
+    """Stop at once, in one line, where rclone is missing (``.ci/run`` installs it; a new machine has
+    none): a national bench otherwise found out ~10 minutes in, at its naive step."""
     if shutil.which("rclone") is None:
-        raise SystemExit(f"rclone not found: the naive pipeline syncs with it; install Debian's (apt-get install "
+        raise SystemExit(f"rclone not found: this bench runs `rclone sync`; install Debian's (apt-get install "
                          f"rclone){alternative}")
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Storage, human  # noqa: E402
+from _common import Storage, human, need_rclone  # noqa: E402
 
 from prepgen.headers import CACHE_CONTROL, IMMUTABLE, PAGE  # noqa: E402
 
@@ -132,6 +132,8 @@ def main() -> None:
         ap.error("--from and --files go together")
     if args.source is not None and "rclone" in args.modes.split(","):
         ap.error("rclone copies a folder: it runs on the synthetic objects only")
+    if "rclone" in args.modes.split(","):
+        need_rclone(", or leave rclone out of --modes")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="prepgen-putrate-") as tmp:
         if args.source is not None:
