@@ -807,9 +807,22 @@ def _check_build(manifest: dict[str, Any], what: str) -> None:
         raise PublishError(f"{what}: the build has no {POINTER_PATH} pointer")
 
 
-def _read_file(build_dir: Path, path: str, sha: str) -> bytes:
+def _read_file(build_dir: Path, path: str, sha: str, size: int | None = None) -> bytes:
+    """A build file's bytes, checked against its manifest sha256; ``size``: the manifest's, if at hand.
+
+    Plain syscalls rather than ``Path.read_bytes`` (pathlib, io buffers, a second fstat and a read to EOF):
+    a national corte reads ~8,000 files here, 0.42 s that way against 0.20 s with the hash below.
+    """
     try:
-        data = (build_dir / path).read_bytes()
+        fd = os.open(f"{build_dir}/{path}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if not isinstance(size, int) or size < 0:
+                size = os.fstat(fd).st_size
+            # A regular file gives all the bytes asked for in one read; one more than expected makes a file
+            # that grew since fail the check below like any other change.
+            data = os.read(fd, size + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise PublishError(f"{build_dir / path}: cannot read ({exc.strerror}); rebuild and rerun") from None
     # Cheap next to an upload, and catches a build dir rewritten underneath us.
@@ -939,7 +952,7 @@ def publish(
         entry = files[path]
 
         def job() -> None:
-            data = _read_file(build, path, entry["sha256"])
+            data = _read_file(build, path, entry["sha256"], entry.get("size"))
             if entry["class"] == PAGE:
                 handoff.offer(path, data)
             t.put(path, data, entry["type"], CACHE_CONTROL[entry["class"]], sha256=entry["sha256"])

@@ -374,6 +374,42 @@ def test_republishing_a_rebuilt_corte_keeps_it_restorable(tmp_path: Path) -> Non
     assert rollback(C1, www, all_pages=True).pages == len(pages)
 
 
+@pytest.mark.parametrize("damage", ["same size", "grown", "shrunk", "gone"])
+def test_a_build_file_changed_after_the_build_is_refused_and_the_live_corte_stays(
+    damage: str, tmp_path: Path
+) -> None:
+    """publish reads each file once (with the manifest's size as a hint) and checks it against the manifest."""
+    www = str(tmp_path / "www")
+    reader = dir_reader(tmp_path / "www")
+    site = FakeSite(tmp_path / "builds")
+    publish(site.build(C1, FIG1), www)
+    build = site.build(C2, FIG2)
+    page = build / "gob/seccion/0001/index.html"
+    data = page.read_bytes()
+    if damage == "same size":
+        page.write_bytes(data[:-1] + (b"!" if data[-1:] != b"!" else b"?"))
+    elif damage == "grown":
+        page.write_bytes(data + b" ")
+    elif damage == "shrunk":
+        page.write_bytes(data[:-1])
+    else:
+        page.unlink()
+    with pytest.raises(PublishError) as info:
+        publish(build, www)
+    message = info.value.message
+    assert str(page) in message and "\n" not in message
+    if damage == "gone":
+        assert "cannot read (No such file or directory); rebuild and rerun" in message
+    else:
+        assert "bytes differ from the build manifest; rebuild and rerun" in message
+    assert reader.pointer()["corte_id"] == C1  # type: ignore[index]
+    # Rebuilt, it goes up, page included.
+    page.write_bytes(data)
+    publish(build, www)
+    assert reader.pointer()["corte_id"] == C2  # type: ignore[index]
+    assert reader.get("gob/seccion/0001/index.html") == data
+
+
 def test_unreachable_storage_is_one_clear_line(tmp_path: Path) -> None:
     build = FakeSite(tmp_path / "builds").build(C1, FIG1)
     storage = S3Storage(
