@@ -280,11 +280,18 @@ class Watcher:
             before = now
         return time.perf_counter() - t
 
-    def deliver(self, package: Path, timeout: float = 3600) -> dict[str, Any]:
+    def deliver(self, package: Path, timeout: float = 3600, pause: float = 0.0) -> dict[str, Any]:
         """Drop ``package`` into the inbox the way an upload finishes (rename), once the watcher is idle
-        (see settle); wait for the pointer to name it."""
+        (see settle) and at least ``pause`` seconds have passed since it was asked to; wait for the pointer
+        to name it.
+
+        ``pause``: election night's cadence (a package every ~300 s). On a VM that hands the memory its guest
+        frees back to the host (this one: Firecracker, free page reporting), a corte that comes after minutes of
+        idling costs more than one dropped the moment the previous one settled (docs/PERFORMANCE.md, run AG)."""
         corte = "_".join(package.name.split("_")[:2])
         waited = self.settle()
+        if pause > waited:
+            time.sleep(pause - waited)
         tmp = self.inbox / f".{package.name}.part"
         shutil.copyfile(package, tmp)
         cpu0 = self._cpu_split()
@@ -305,7 +312,7 @@ class Watcher:
                 "build_stages": self._bitacora(corte, "construccion").get("etapas"),
                 "publish_seconds": entry["segundos"], "objects": entry["objetos"], "bytes": entry["bytes"],
                 "latencia_bitacora": entry.get("latencia_segundos"), "espera_inactivo": round(waited, 1),
-                "cpu_s": cpu}
+                "pausa": pause, "cpu_s": cpu}
 
     def _cpu_split(self) -> dict[str, float]:
         """CPU seconds so far of the watcher (with its render workers, reaped when each build's pool closes),

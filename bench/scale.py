@@ -28,6 +28,11 @@ that one).
 corte pair instead of measuring them again, and says so in the table: a quicker rerun (~15 minutes
 nationally instead of ~40) when only the corte-to-live path changed. Rerun everything before quoting a
 cold build or a naive time.
+
+``--pausa S`` waits at least S seconds (idle) before each timed corte instead of dropping it as soon as the
+watcher and SeaweedFS are idle: election night's cadence is ~300 s. On a VM that gives its guest's freed
+memory back to the host, a corte after minutes of idling costs more (docs/PERFORMANCE.md, run AG); the first
+timed corte always comes after the baseline's minutes-long publish.
 """
 
 from __future__ import annotations
@@ -84,7 +89,7 @@ def new_share(paths: list[Path], package: Path) -> float:
 
 def run(
     escala: str, sim_dir: Path, cortes: int, semilla: int, say: Progress, work: Path, naive_baseline: bool,
-    reuse: dict[str, Any] | None = None, more_cortes: int = 0, gzip: bool = False,
+    reuse: dict[str, Any] | None = None, more_cortes: int = 0, gzip: bool = False, pausa: float = 0.0,
 ) -> dict[str, Any]:
     paths = sorted(sim_dir.glob("*_PREP*.zip"))
     if len(paths) != cortes:
@@ -124,14 +129,14 @@ def run(
             out["first_publish"] = w.deliver(prev)
             say(f"first publish: {json.dumps(out['first_publish'])}")
             say(f"corte-to-live {new.name}: package in the inbox → pointer names it")
-            live = w.deliver(new)
+            live = w.deliver(new, pause=pausa)
             live["peak_rss_mib"] = w.peak_rss_mib()
             say(f"corte-to-live: {json.dumps(live)}")
             out["mas_cortes"] = []
             for later in paths[k + 2 : k + 2 + more_cortes]:
                 say(f"corte-to-live {later.name} (one more sample)")
                 extra = {"corte": later.name, "actas_nuevas_pct": round(100 * new_share(paths, later), 2),
-                         **w.deliver(later)}
+                         **w.deliver(later, pause=pausa)}
                 say(f"corte-to-live: {json.dumps(extra)}")
                 out["mas_cortes"].append(extra)
         out["corte_to_live"] = live
@@ -213,6 +218,9 @@ def main() -> None:
                     help="after the timed corte, deliver the next N cortes too and time each (more samples)")
     ap.add_argument("--gzip", action="store_true",
                     help="the watcher stores pages and JSON gzip-encoded ([publicar] gzip = true)")
+    ap.add_argument("--pausa", type=float, default=0.0, metavar="S",
+                    help="idle at least S seconds before each timed corte, as between cortes on election night "
+                         "(~300); default: drop it as soon as the watcher and the storage are idle")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--progress", action="store_true",
@@ -236,7 +244,7 @@ def main() -> None:
                 if reuse is None:
                     raise SystemExit(f"--reuse {args.reuse}: no {escala} run in it")
             results.append(run(escala, sim_dir, cortes, args.semilla, say, work, baseline, reuse, args.more_cortes,
-                               args.gzip))
+                               args.gzip, args.pausa))
             if escala != escalas[-1]:
                 shutil.rmtree(work, ignore_errors=True)
         # Out before the last removal, which takes this box 10-30 minutes after a national run (online discard).
