@@ -152,6 +152,24 @@ def test_vote_cell_abc(tmp_path: Path) -> None:
     assert GOB in msg and "line 11" in msg and "PAN" in msg and "'abc'" in msg
 
 
+@pytest.mark.parametrize("cell", ["²", "1²", "³"])
+def test_a_digit_that_is_no_number_is_a_clear_error(cell: str, tmp_path: Path) -> None:
+    """str.isdigit() takes superscripts, int() does not: a vote, total or list cell holding one is reported,
+    not a traceback (the fast paths check isdecimal)."""
+    for name in ("PAN", "NULOS", "LISTA_NOMINAL"):  # a party's votes; the other counted cells
+
+        def poison(text: str, name: str = name) -> str:
+            lines = text.splitlines()
+            header = next(ln for ln in lines if ln.startswith("CLAVE_CASILLA"))
+            cells = lines[10].split(",")
+            cells[header.split(",").index(name)] = cell
+            lines[10] = ",".join(cells)
+            return "\n".join(lines)
+
+        msg = _bad(tmp_path, poison)
+        assert GOB in msg and "line 11" in msg and repr(cell) in msg and "neither a whole number" in msg
+
+
 def test_row_with_missing_columns(tmp_path: Path) -> None:
     msg = _bad(tmp_path, lambda t: "\n".join(ln if i != 20 else ",".join(ln.split(",")[:30]) for i, ln in enumerate(t.splitlines())))
     assert "line 21" in msg and "30 fields" in msg
