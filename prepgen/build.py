@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +16,8 @@ from typing import Any
 import orjson
 
 from .errors import BuildError, ConfigError
-from .model import Eleccion, SectionMemo, build_elections
-from .reader import PACKAGE_NAME_RE, Package, RowMemo, read_package
+from .model import Eleccion, SectionMemo, build_election, build_elections
+from .reader import PACKAGE_NAME_RE, Corte, ElectionData, Package, RowMemo, read_package
 from .render import Renderer, RenderMemo, SectionState, SiteOptions, Written
 from .writer import META_DIR, Writer, load_manifest
 
@@ -114,8 +116,13 @@ def report_of(package: Package, elections: list[Eleccion]) -> dict[str, Any]:
 
 
 def load_and_model(
-    package_path: Path, progress: Progress | None = None, cache: BuildCache | None = None
+    package_path: Path,
+    progress: Progress | None = None,
+    cache: BuildCache | None = None,
+    on_first: Callable[[list[Eleccion], Corte], None] | None = None,
 ) -> tuple[Package, list[Eleccion], dict]:
+    """Read and model a package. ``on_first(elections, corte)``: called once the first election is modelled,
+    with the list the others are appended to as they are (a cold build starts rendering it then, see build)."""
     timings: dict[str, float] = {}
     # Reading allocates millions of small objects and none of them form cycles worth collecting: without
     # this the cyclic GC rescans the growing heap again and again (half the modelling time nationally).
@@ -123,13 +130,37 @@ def load_and_model(
     gc.disable()
     try:
         t = time.perf_counter()
-        package = read_package(package_path, memo=cache.rows if cache else None)
-        timings["leer"] = time.perf_counter() - t
-        if progress:
-            progress("leer", timings["leer"])
-        t = time.perf_counter()
-        elections = build_elections(package, cache.sections if cache else None)
-        timings["modelo"] = time.perf_counter() - t
+        if on_first is None:
+            package = read_package(package_path, memo=cache.rows if cache else None)
+            timings["leer"] = time.perf_counter() - t
+            if progress:
+                progress("leer", timings["leer"])
+            t = time.perf_counter()
+            elections = build_elections(package, cache.sections if cache else None)
+            timings["modelo"] = time.perf_counter() - t
+        else:
+            elections = []
+            modelling = 0.0
+
+            def modelled(data: ElectionData) -> None:
+                nonlocal modelling
+                t = time.perf_counter()
+                elections.append(build_election(data, cache.sections if cache else None))
+                if len(elections) == 1:
+                    # The forked workers get the collector as the render stage has it (see below), not off.
+                    gc.freeze()
+                    gc.enable()
+                    try:
+                        on_first(elections, data.corte)
+                    finally:
+                        gc.disable()
+                modelling += time.perf_counter() - t
+
+            package = read_package(package_path, memo=cache.rows if cache else None, on_election=modelled)
+            timings["leer"] = time.perf_counter() - t - modelling
+            timings["modelo"] = modelling
+            if progress:
+                progress("leer", timings["leer"])
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -160,13 +191,114 @@ def build(
     state_dir: Path | None = None,
     tick: Callable[[int], None] | None = None,
     cache: BuildCache | None = None,
+    bar: Callable[[int], contextlib.AbstractContextManager[Callable[[int], None]]] | None = None,
 ) -> BuildResult:
-    """Build one package into ``outdir``. Nothing is written unless the package reads and models cleanly."""
-    package, elections, timings = load_and_model(package_path, progress, cache)
-    return build_model(
-        package, elections, timings, outdir, options, progress=progress, state_dir=state_dir, tick=tick,
-        cache=cache,
+    """Build one package into ``outdir``. Nothing is kept unless the package reads and models cleanly.
+
+    Into a missing or empty folder (a cold build) the first election renders while the others are read
+    and modelled, on the core the reading leaves idle; should the package then fail, the folder is left as
+    it was found. Elsewhere nothing is written before the whole package is modelled: the build it replaces
+    stays intact. ``bar(total)``: a progress bar over the files written, entered once the total is known
+    (stage timings are then reported after it, not over it).
+    """
+    begun: _Begun | None = None
+    fresh = cache is None and _empty_folder(outdir)
+    existed = outdir.exists()
+
+    def start(elections: list[Eleccion], corte: Corte) -> None:
+        nonlocal begun
+        begun = _begin(elections, corte, outdir, options, state_dir, cache)
+        begun.renderer.start()
+
+    try:
+        package, elections, timings = load_and_model(package_path, progress, cache, start if fresh else None)
+    except BaseException:
+        if begun is not None:
+            begun.renderer.close()
+            _undo(outdir, existed)
+        raise
+    if bar is None:
+        return build_model(
+            package, elections, timings, outdir, options, progress=progress, state_dir=state_dir, tick=tick,
+            cache=cache, begun=begun,
+        )
+    with bar(expected_files(elections)) as update:
+        result = build_model(
+            package, elections, timings, outdir, options, state_dir=state_dir, tick=update, cache=cache,
+            begun=begun,
+        )
+    if progress:
+        for stage in ("render", "escribir"):
+            progress(stage, result.timings[stage])
+    return result
+
+
+def _empty_folder(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
+    except NotADirectoryError:
+        return False
+
+
+def _undo(outdir: Path, existed: bool) -> None:
+    """Take back what a cold build that failed wrote into the folder it found missing or empty."""
+    if not existed:
+        shutil.rmtree(outdir, ignore_errors=True)
+        return
+    for entry in os.scandir(outdir):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+@dataclass
+class _Begun:
+    """A build's writer and renderer, made before rendering (by build, before the whole package is read)."""
+
+    writer: Writer
+    renderer: Renderer
+    state_path: Path
+    manifest_path: Path
+
+
+def _begin(
+    elections: list[Eleccion],
+    corte: Corte,
+    outdir: Path,
+    options: SiteOptions,
+    state_dir: Path | None,
+    cache: BuildCache | None,
+) -> _Begun:
+    state_dir = state_dir or outdir / META_DIR
+    state_path = state_dir / "state.json"
+    if cache is not None and cache.state_file != _file_token(state_path):
+        cache.render = RenderMemo()  # recorded against another state than the one on disk now
+    manifest_path = outdir / META_DIR / "manifest.json"
+    if cache is not None and cache.manifest is not None and cache.manifest[0] == _file_token(manifest_path):
+        previous = cache.manifest[1]  # what the last build wrote there (80 MB of JSON nationally not parsed again)
+    else:
+        previous = load_manifest(outdir)
+    prev_corte = previous.get("corte_id")
+    # Section stamps are "the corte in which the figures last changed": an older package on top of
+    # newer state would stamp sections with the future. Then that folder's memory starts afresh.
+    if prev_corte and prev_corte > corte.id:
+        state = SectionState()
+    elif cache is not None and cache.state is not None and cache.state_file == _file_token(state_path):
+        state = cache.state
+    else:
+        state = SectionState.load(state_path)
+    writer = Writer(outdir, previous)
+    renderer = Renderer(
+        elections, corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep,
+        memo=cache.render if cache else None, direct=writer.put, keep_many=writer.keep_many,
+        previous=writer.previous,
     )
+    return _Begun(writer, renderer, state_path, manifest_path)
 
 
 def expected_files(elections: list[Eleccion]) -> int:
@@ -189,6 +321,7 @@ def build_model(
     cache: BuildCache | None = None,
     deferred: bool = False,
     on_file: Callable[[str, dict[str, Any]], None] | None = None,
+    begun: _Begun | None = None,
 ) -> BuildResult:
     """Render and write an already read and modelled package (the watcher validates it before building).
 
@@ -201,32 +334,13 @@ def build_model(
 
     ``on_file(path, entry)``: called with each file's manifest entry as soon as it is on disk (the watcher
     starts uploading content-addressed files then, see publish.EarlyUploads).
+
+    ``begun``: the writer and renderer _begin made before the package was all read (see build).
     """
-    state_dir = state_dir or outdir / META_DIR
-    state_path = state_dir / "state.json"
-    if cache is not None and cache.state_file != _file_token(state_path):
-        cache.render = RenderMemo()  # recorded against another state than the one on disk now
-    manifest_path = outdir / META_DIR / "manifest.json"
-    if cache is not None and cache.manifest is not None and cache.manifest[0] == _file_token(manifest_path):
-        previous = cache.manifest[1]  # what the last build wrote there (80 MB of JSON nationally not parsed again)
-    else:
-        previous = load_manifest(outdir)
-    prev_corte = previous.get("corte_id")
-    # Section stamps are "the corte in which the figures last changed": an older package on top of
-    # newer state would stamp sections with the future. Then that folder's memory starts afresh.
-    if prev_corte and prev_corte > package.corte.id:
-        state = SectionState()
-    elif cache is not None and cache.state is not None and cache.state_file == _file_token(state_path):
-        state = cache.state
-    else:
-        state = SectionState.load(state_path)
     t = time.perf_counter()
-    writer = Writer(outdir, previous)
-    renderer = Renderer(
-        elections, package.corte, options, state=state, reuse=writer.keep, can_reuse=writer.can_keep,
-        memo=cache.render if cache else None, direct=writer.put, keep_many=writer.keep_many,
-        previous=writer.previous,
-    )
+    b = begun or _begin(elections, package.corte, outdir, options, state_dir, cache)
+    writer, renderer, state_path, manifest_path = b.writer, b.renderer, b.state_path, b.manifest_path
+    state_dir = state_path.parent
     pages = 0
     # Closed on the way out even when the Writer refuses a file: the renderer's worker pool ends with it.
     with contextlib.closing(renderer.render()) as files:

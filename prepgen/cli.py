@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,18 +104,15 @@ def build(obj: Ctx, package: Path | None, output: Path | None, theme: Path | Non
     pkg = package or newest_package(_resolve(cfg, cfg.datos))
     out = output or _resolve(cfg, cfg.salida)
     obj.say(f"prepgen build {pkg} → {out}")
-    if obj.quiet or not sys.stderr.isatty():
-        result = run_build(pkg, out, _site_options(cfg), progress=obj.progress)
-    else:
-        from .build import build_model, expected_files, load_and_model
+    bar = None
+    if not obj.quiet and sys.stderr.isatty():
 
-        package, elections, timings = load_and_model(pkg, obj.progress)
-        with click.progressbar(
-            length=expected_files(elections), label="  render", file=sys.stderr, show_eta=True
-        ) as bar:
-            result = build_model(package, elections, timings, out, _site_options(cfg), progress=None, tick=bar.update)
-        for stage in ("render", "escribir"):
-            obj.progress(stage, result.timings[stage])
+        @contextlib.contextmanager
+        def bar(total: int) -> Iterator[Callable[[int], None]]:
+            with click.progressbar(length=total, label="  render", file=sys.stderr, show_eta=True) as b:
+                yield b.update
+
+    result = run_build(pkg, out, _site_options(cfg), progress=obj.progress, bar=bar)
     for e in result.report["elecciones"]:
         for d in e["discrepancias"]:
             click.echo(

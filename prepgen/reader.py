@@ -945,11 +945,23 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_elections(path: Path, files: list[_File], memo: RowMemo | None) -> list[ElectionData]:
-    """Each election CSV of the package with its candidaturas file, in the package's order."""
+def _site_order(code: str) -> tuple[int, str]:
+    """Where an election goes on the site (and in ``Package.elecciones``): the known ones first, in order."""
+    order = list(ELECTION_NAMES)
+    return (order.index(code) if code in order else len(order), code)
+
+
+def _read_elections(
+    path: Path, files: list[_File], memo: RowMemo | None, on_election: Callable[[ElectionData], None] | None = None
+) -> list[ElectionData]:
+    """Each election CSV of the package with its candidaturas file, in site order (``on_election`` gets each
+    as soon as it is read)."""
     csvs = [f for f in files if f.name.lower().endswith(".csv")]
     cand_files = [f for f in csvs if "CANDIDATURA" in PurePosixPath(f.name.split(":")[-1]).name.upper()]
-    election_files = [f for f in csvs if f not in cand_files]
+    election_files = sorted(
+        (f for f in csvs if f not in cand_files),
+        key=lambda f: _site_order(election_code(PurePosixPath(f.name.split(":")[-1]).name)),
+    )
     if not election_files:
         raise PackageError(
             f"{path}: no election CSV found (expected e.g. CAMP_GOB_2021.csv inside the package's inner zips)"
@@ -970,13 +982,25 @@ def _read_elections(path: Path, files: list[_File], memo: RowMemo | None) -> lis
             == code
         ]
         elections.append(_read_election_csv(f, cands[0] if cands else None, memo))
+        if on_election is not None:
+            on_election(elections[-1])
     if memo is not None:
         memo.end()
     return elections
 
 
-def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo | None = None) -> Package:
-    """Read and validate a whole package (outer zip, inner election zip, or folder)."""
+def read_package(
+    path: str | Path,
+    limits: Limits | None = None,
+    memo: RowMemo | None = None,
+    on_election: Callable[[ElectionData], None] | None = None,
+) -> Package:
+    """Read and validate a whole package (outer zip, inner election zip, or folder).
+
+    ``on_election(data)``: called with each election as soon as it is read, in site order, before the
+    package as a whole is checked (a cold build starts rendering the first meanwhile). By the first call
+    every member is inflated and checked and no thread of the reader is left (the callback may fork).
+    """
     limits = limits or Limits()
     path = Path(path)
     if not path.exists():
@@ -1000,7 +1024,21 @@ def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo |
             hashed = pool.submit(sha256_file, path)
             for f in files:
                 f.prefetch(pool)
-        elections = _read_elections(path, files, memo)
+            if on_election is not None:
+                given, inflated = on_election, False
+
+                def ready(data: ElectionData) -> None:
+                    nonlocal inflated, sha, hashed
+                    if not inflated:
+                        inflated = True
+                        for f in files:
+                            f.data  # noqa: B018 - a damaged member refuses the package before the callback runs
+                        sha, hashed = hashed.result(), None  # type: ignore[union-attr]
+                        pool.shutdown(wait=True)
+                    given(data)
+
+                on_election = ready
+        elections = _read_elections(path, files, memo, on_election)
         for f in files:
             f.data  # noqa: B018 - every CSV is read through: a damaged one refuses the package, used or not
         if hashed is not None:
@@ -1013,8 +1051,6 @@ def read_package(path: str | Path, limits: Limits | None = None, memo: RowMemo |
     if len(cortes) > 1:
         detail = ", ".join(f"{e.codigo}: {e.corte.texto}" for e in elections)
         raise PackageError(f"{path}: elections carry different cortes ({detail}); a package must be one corte")
-    order = list(ELECTION_NAMES)
-    elections.sort(key=lambda e: (order.index(e.codigo) if e.codigo in order else len(order), e.codigo))
     m = PACKAGE_NAME_RE.match(path.name.split(".")[0])
     alcance = (m["resto"] or None) if m else None
     return Package(nombre=path.name, sha256=sha, corte=elections[0].corte, alcance=alcance, elecciones=elections)

@@ -203,6 +203,7 @@ class Renderer:
         self.keep_many = keep_many or self._keep_each
         self._kept_chunks: set[str] = set()  # a chunk spans units: several of them may keep it (see _settle)
         self.workers = workers if workers is not None else default_workers(elections)
+        self._workers_given = workers is not None
         # Starts as the previous state: a kept section's entry is its previous one, so only the sections
         # rendered set theirs, and those that are gone are dropped at the end (see render()).
         self.state = SectionState(entries=dict(self.prev.entries))
@@ -222,6 +223,8 @@ class Renderer:
         self._unsettled: list[tuple[Eleccion, dict[str, Any], _Side]] = []  # see _map
         self._planned: dict[tuple[int, str], tuple[list[Any], int]] = {}  # see _plan
         self._results: Iterator[_WorkOut] = iter(())
+        self._started = 0  # elections handed to workers by start(), before the rest were modelled
+        self._static_files_out: list[tuple[str, bytes]] | None = None  # what start() took from _static_files
         # The page kinds fastpage prints: those whose templates are still the ones it was written from.
         self._fast_kinds = {
             kind
@@ -368,12 +371,21 @@ class Renderer:
         parent's work between two maps (an election's links, JSON and page, the next election's runs)
         ran with both workers idle. Submitted up front, the workers go on from one map to the next while
         the parent takes the results in the same order as before: the same files, the same bytes.
+        Elections start() already handed out are not planned again.
         """
-        self._planned = {}
         if self.workers <= 1:
             return
+        if self._pool is not None:
+            # start()'s pool: _map has taken all its results by now, so its workers are done. They saw only
+            # the elections modelled then; the rest need a fork that sees them. Joined first: no thread of
+            # that pool is alive when the next one forks.
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
         jobs: list[tuple[int, str, list[Any]]] = []
         for ei, e in enumerate(self.elections):
+            if ei < self._started:
+                continue
             for method in ("_units", "_candidate_bundle"):
                 keys = self._keys(e, method)
                 if len(keys) < 2 * self.workers:
@@ -385,7 +397,7 @@ class Renderer:
             self._results = self._worker_pool().imap(_work, jobs)
 
     def _worker_pool(self) -> Any:
-        """The render processes, forked once per build (render() ends them).
+        """The render processes, forked once per build (twice when start() ran; render() ends them).
 
         Forking a ~3 GB parent costs ~0.3 s of page-table copying a time, and every new worker takes the
         copy-on-write faults on the model again: six pools a national build (units and candidates of three
@@ -543,12 +555,34 @@ class Renderer:
         }
 
     # --- pages -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Fork workers on the elections modelled so far and hand them their units and candidates now.
+
+        A cold build calls this once the first election is modelled: its pages render on the core the
+        parent leaves idle while it reads and models the others (~8 s nationally). Those elections are
+        appended to ``self.elections`` meanwhile; render() hands them to a second pool, forked once the
+        first is done (see _plan). Nothing is yielded or recorded until render() runs.
+        """
+        if self.workers <= 1 or self._started or self._pool is not None:
+            return
+        self._static_files_out = list(self._static_files())  # the pages link the static paths: known before the fork
+        self._plan()
+        self._started = len(self.elections)
+
+    def close(self) -> None:
+        """End the workers start() forked, for a build that stops before render() (its package failed)."""
+        self._close_pool()
+
     def render(self) -> Iterator[tuple[str, bytes | Written]]:
-        yield from self._static_files()
+        yield from self._static_files_out if self._static_files_out is not None else self._static_files()
+        if not self._workers_given and not self._started:
+            # Made before the other elections were modelled (see start()), it counted the first one's sections.
+            self.workers = default_workers(self.elections)
         summaries = []
         try:
-            self._plan()  # the workers fork here, once the static paths the pages link are known
-            for e in self.elections:
+            for i, e in enumerate(self.elections):
+                if i == self._started:
+                    self._plan()  # the workers fork here, once the static paths the pages link are known
                 epath, summary = yield from self._election(e)
                 summaries.append((e, epath, summary))
         finally:

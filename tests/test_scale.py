@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import multiprocessing
 import re
 import zipfile
 from collections.abc import Callable
@@ -262,13 +263,7 @@ def test_render_workers_write_the_same_bytes_as_one_process(
     monkeypatch.setattr(render, "UNIT_GROUP_ACTAS", 150)
     monkeypatch.setattr(render, "CHUNK_TARGET", 24 * 1024)
     planned: list[int] = []
-    real_plan = render.Renderer._plan
-
-    def plan(self: render.Renderer) -> None:
-        real_plan(self)
-        planned.append(len(self._planned))
-
-    monkeypatch.setattr(render.Renderer, "_plan", plan)
+    _after(monkeypatch, "_plan", lambda self: planned.append(len(self._planned)))
     caches = {"1": BuildCache(), "2": BuildCache()}
     for pkg in coahuila:
         manifests, states = {}, {}
@@ -284,6 +279,92 @@ def test_render_workers_write_the_same_bytes_as_one_process(
         # candidates fit in fewer bundles than two workers need), every corte.
         assert planned[-1] >= 3, planned
     assert len(planned) == 2 * len(coahuila) and planned[::2] == [0] * len(coahuila)
+
+
+def test_a_cold_build_renders_the_first_election_while_reading_the_rest(
+    coahuila: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty folder the first election's units go to forked workers as soon as it is modelled, and
+    the second is read meanwhile: the same files and state as one process writes once all is read. A build
+    over an existing one (or any non-empty folder) starts nothing before the whole package is modelled."""
+    monkeypatch.setattr(render, "UNIT_GROUP_ACTAS", 150)
+    monkeypatch.setattr(render, "CHUNK_TARGET", 24 * 1024)
+    started: list[tuple[int, int]] = []  # per start(): elections modelled by then, jobs handed out
+    _after(monkeypatch, "start", lambda self: started.append((len(self.elections), len(self._planned))))
+    pkg = coahuila[-1]
+    monkeypatch.setenv("PREPGEN_WORKERS", "2")
+    early = build(pkg, tmp_path / "early", SiteOptions())
+    assert started == [(1, 1)]  # GUB's units (its few candidates the parent renders); DIP_LOC not read yet
+    monkeypatch.setenv("PREPGEN_WORKERS", "1")
+    plain = build(pkg, tmp_path / "plain", SiteOptions())
+    assert [e.codigo for e in early.elections] == [e.codigo for e in plain.elections] == ["GUB", "DIP_LOC"]
+    for name in ("manifest.json", "state.json"):
+        assert (tmp_path / "early" / ".prepgen" / name).read_bytes() == (tmp_path / "plain" / ".prepgen" / name).read_bytes()
+    assert (early.files, early.pages, early.written) == (plain.files, plain.pages, plain.written)
+    monkeypatch.setenv("PREPGEN_WORKERS", "2")
+    started.clear()
+    build(pkg, tmp_path / "early", SiteOptions())  # over the previous build: kept pages, nothing early
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "LEEME.txt").write_text("not a build")
+    build(pkg, other, SiteOptions())
+    assert started == []
+    assert (other / "LEEME.txt").read_text() == "not a build"
+    # A first election too small for workers of its own: the whole site still gets them once it is read.
+    monkeypatch.delenv("PREPGEN_WORKERS")
+    monkeypatch.setattr(render, "default_workers", lambda elections: 2 if len(elections) > 1 else 1)
+    planned: list[int] = []
+    _after(monkeypatch, "_plan", lambda self: planned.append(self.workers))
+    late = build(pkg, tmp_path / "late", SiteOptions())
+    assert started == [(1, 0)] and planned == [2]
+    assert (tmp_path / "late" / ".prepgen" / "manifest.json").read_bytes() == (
+        tmp_path / "plain" / ".prepgen" / "manifest.json"
+    ).read_bytes()
+    assert late.files == plain.files
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_a_cold_build_whose_later_election_fails_leaves_the_folder_as_found(
+    coahuila: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    """The first election was already rendering when the second turned out bad: one line naming the cell,
+    the workers ended, and nothing of the half-built site left behind."""
+    monkeypatch.setattr(render, "UNIT_GROUP_ACTAS", 150)
+    monkeypatch.setenv("PREPGEN_WORKERS", "2")
+
+    def poison(text: str) -> str:
+        lines = text.splitlines()
+        at = next((i for i, ln in enumerate(lines) if ln.startswith("CLAVE_CASILLA")), None)
+        if at is None:
+            return text  # the candidaturas file
+        cells = lines[at + 500].split(",")
+        cells[lines[at].split(",").index("LISTA_NOMINAL")] = "12a"
+        lines[at + 500] = ",".join(cells)
+        return "\n".join(lines)
+
+    bad = variants.rewrite_package(coahuila[-1], tmp_path / coahuila[-1].name, variants.only_csv("DIP_LOC", poison))
+    forked: list[int] = []
+    _after(monkeypatch, "start", lambda self: forked.append(len(self._planned)))
+    out = tmp_path / "site"
+    if folder == "empty":
+        out.mkdir()
+    result = CliRunner().invoke(main, ["build", str(bad), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "DIP_LOC" in result.output and "'12a'" in result.output and "Traceback" not in result.output
+    assert forked and forked[0] > 0  # GUB had gone to the workers
+    assert multiprocessing.active_children() == []
+    assert (list(out.iterdir()) == []) if folder == "empty" else not out.exists()
+
+
+def _after(monkeypatch: pytest.MonkeyPatch, method: str, then: Callable[[render.Renderer], Any]) -> None:
+    """Run ``then(renderer)`` after each call of ``Renderer.<method>`` (to record what it did)."""
+    real = getattr(render.Renderer, method)
+
+    def spy(self: render.Renderer) -> None:
+        real(self)
+        then(self)
+
+    monkeypatch.setattr(render.Renderer, method, spy)
 
 
 def _changed_lines(before: Path, after: Path) -> int:
