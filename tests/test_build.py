@@ -219,6 +219,24 @@ def test_usage_error_exits_2() -> None:
     assert result.exit_code == 2
 
 
+def test_the_prepgen_command_ends_a_build_at_once_with_all_its_output(tmp_path: Path) -> None:
+    """`prepgen build` (the console entry, not CliRunner) skips freeing its heap at exit (cli._exit_at_once):
+    exit 0, every line printed, the manifest and state on disk; a bad package still exits 1 in one line."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "prepgen.cli", "build"]
+    done = subprocess.run([*cmd, str(CAMPECHE[-1]), "-o", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"corte .*: \d+ files \(\d+ pages\), \d+ written, 0 unchanged in [\d.]+ s", done.stderr.splitlines()[-1])
+    manifest = orjson.loads((out / ".prepgen" / "manifest.json").read_bytes())
+    assert len(manifest["files"]) > 100 and (out / ".prepgen" / "state.json").stat().st_size > 0
+    bad = tmp_path / "20210607_2000_PREP_CAMP.zip"
+    BAD_INPUTS["abc"](CAMPECHE[-1], bad)
+    failed = subprocess.run([*cmd, str(bad), "-o", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and failed.stderr.count("Error:") == 1 and "Traceback" not in failed.stderr
+    assert orjson.loads((out / ".prepgen" / "manifest.json").read_bytes()) == manifest
+
+
 def test_build_without_arguments_uses_newest_package_in_data(tmp_path: Path, monkeypatch) -> None:
     data = tmp_path / "data"
     data.mkdir()
