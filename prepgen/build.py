@@ -217,17 +217,12 @@ def build(
             begun.renderer.close()
             _undo(outdir, existed)
         raise
-    if bar is None:
-        return build_model(
-            package, elections, timings, outdir, options, progress=progress, state_dir=state_dir, tick=tick,
-            cache=cache, begun=begun,
-        )
-    with bar(expected_files(elections)) as update:
+    with bar(expected_files(elections)) if bar else contextlib.nullcontext(tick) as update:
         result = build_model(
-            package, elections, timings, outdir, options, state_dir=state_dir, tick=update, cache=cache,
-            begun=begun,
+            package, elections, timings, outdir, options, progress=None if bar else progress,
+            state_dir=state_dir, tick=update, cache=cache, begun=begun,
         )
-    if progress:
+    if bar and progress:
         for stage in ("render", "escribir"):
             progress(stage, result.timings[stage])
     return result
